@@ -1,0 +1,5 @@
+"""Allow ``python -m ollamactl``."""
+
+from ollamactl.cli import main
+
+main()

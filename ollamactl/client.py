@@ -1,0 +1,450 @@
+"""The HTTP layer: one ``requests.Session``, one method per Ollama endpoint.
+
+This is the only module that speaks HTTP. It never prints and never imports
+click or tqdm; it returns parsed JSON, or iterators of parsed NDJSON events,
+and raises the exceptions of :mod:`ollamactl.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ollamactl import __version__
+from ollamactl.config import Settings, redact
+from ollamactl.errors import (
+    APIError,
+    AuthFailed,
+    BadResponse,
+    ConnectionFailed,
+    ModelNotFound,
+    ServerTimeout,
+    StreamBroken,
+    TLSFailed,
+)
+
+log = logging.getLogger("ollamactl.http")
+
+JSON = dict[str, Any]
+#: Ollama's own scanner refuses longer lines; so do we (a broken server cannot exhaust memory).
+MAX_LINE_BYTES = 8_000_000
+READ_CHUNK = 65536
+_NOT_FOUND_MARKERS = ("not found", "file does not exist", "no such file or directory")
+
+
+def _is_not_found(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _NOT_FOUND_MARKERS)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or ""), parts.port or default
+
+
+class _OriginBoundSession(requests.Session):
+    """A session that drops every credential when a redirect leaves the configured origin.
+
+    requests already strips ``Authorization`` on a host change; this also strips
+    custom headers (which may carry tokens) and treats an http->https hop or a
+    port change as another origin.
+    """
+
+    def __init__(self, base_url: str, credential_headers: set[str]) -> None:
+        super().__init__()
+        self._origin = _origin(base_url)
+        self._credential_headers = credential_headers
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        if _origin(prepared_request.url) != self._origin:
+            for name in ("Authorization", *self._credential_headers):
+                prepared_request.headers.pop(name, None)
+            return
+        super().rebuild_auth(prepared_request, response)
+
+
+class Client:
+    """A thin client for the Ollama REST API at one base URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url
+        self._secrets = settings.secrets
+        custom = set(settings.headers)
+        session = _OriginBoundSession(self.base_url, custom)
+        session.headers["User-Agent"] = f"ollamactl/{__version__}"
+        session.headers["Accept"] = "application/json"
+        if settings.api_key:
+            session.headers["Authorization"] = f"Bearer {settings.api_key}"
+        if settings.host.username is not None:
+            session.auth = (settings.host.username, settings.host.password or "")
+        session.headers.update(settings.headers)
+        if settings.ca_cert:
+            session.verify = settings.ca_cert
+        if settings.insecure_tls:
+            session.verify = False
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        retry = Retry(
+            total=settings.retries,
+            connect=settings.retries,
+            read=settings.retries,
+            status=settings.retries,
+            backoff_factor=0.25,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self.session = session
+        self.timeout = (settings.connect_timeout, settings.read_timeout)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """The full URL of an API path such as ``/api/tags``."""
+        return self.base_url + path
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        stream: bool = False,
+        data: IO[bytes] | bytes | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
+        url = self.url(path)
+        log.debug("%s %s", method, url)
+        try:
+            response = self.session.request(
+                method,
+                url,
+                json=body,
+                data=data,
+                stream=stream,
+                timeout=timeout or self.timeout,
+                allow_redirects=True,
+            )
+        except requests.exceptions.SSLError as e:
+            raise TLSFailed(
+                f"TLS error talking to {url}: {_tls_reason(e)}",
+                url=url,
+                hint="pass --ca-cert PATH or set REQUESTS_CA_BUNDLE for a private CA,"
+                " or --insecure-tls to skip verification",
+            ) from e
+        except requests.exceptions.ConnectTimeout as e:
+            raise ConnectionFailed(
+                f"timed out connecting to {self.base_url}",
+                url=url,
+                hint="check --host/OLLAMA_HOST and the network; --connect-timeout raises the limit",
+            ) from e
+        except requests.exceptions.ReadTimeout as e:
+            raise self._idle_timeout(url) from e
+        except requests.exceptions.InvalidURL as e:
+            raise ConnectionFailed(f"invalid URL {url}: {e}", url=url) from e
+        except requests.exceptions.ConnectionError as e:
+            raise ConnectionFailed(
+                f"could not connect to {self.base_url}: {_connection_reason(e)}",
+                url=url,
+                hint="is the server running and is --host/OLLAMA_HOST right?",
+            ) from e
+        log.debug("%s %s -> HTTP %s", method, url, response.status_code)
+        if response.status_code >= 400:
+            try:
+                self._raise_for_status(response)
+            finally:
+                response.close()
+        return response
+
+    def _idle_timeout(self, url: str) -> ServerTimeout:
+        return ServerTimeout(
+            f"the server at {self.base_url} sent nothing for {self.timeout[1]:g}s",
+            url=url,
+            hint="raise --timeout for slow model loads",
+        )
+
+    def _raise_for_status(self, response: requests.Response) -> None:
+        status, url = response.status_code, response.url
+        message = _error_message(response)
+        if status in (401, 403):
+            source = self.settings.credential_source()
+            if status == 403 and message is not None and not source:
+                hint = (
+                    "a server bound to loopback behind a proxy rejects foreign Host headers;"
+                    " the proxy may need to send Host: localhost:11434"
+                )
+            elif source:
+                hint = f"sent {source}; check that it is valid for this server"
+            else:
+                hint = "no credentials were sent: use --api-key/OLLAMA_API_KEY, -H or a profile"
+            detail = f": {message}" if message else ""
+            raise AuthFailed(
+                f"the server at {self.base_url} refused the request (HTTP {status}){detail}",
+                url=url,
+                status=status,
+                hint=hint,
+            )
+        if message is None:
+            raise BadResponse(
+                f"the server at {url} answered HTTP {status} with a non-JSON body",
+                url=url,
+                status=status,
+                hint=f"is the base URL right? e.g. {_example_base(self.base_url)}",
+            )
+        if status == 404 and _is_not_found(message):
+            raise ModelNotFound(message, url=url, status=status)
+        raise APIError(message, url=url, status=status)
+
+    def _json(self, response: requests.Response) -> Any:
+        with response:
+            text = response.text
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise BadResponse(
+                f"the server at {response.url} answered HTTP {response.status_code}"
+                " with a non-JSON body",
+                url=response.url,
+                status=response.status_code,
+                hint=f"is the base URL right? e.g. {_example_base(self.base_url)}",
+            ) from None
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        return self._json(self._send(method, path, body))
+
+    def _stream(self, path: str, body: JSON) -> Iterator[JSON]:
+        """POST ``body`` and yield every NDJSON event as it arrives.
+
+        Every line is checked for ``{"error": ...}``; a broken connection, an idle
+        server and a malformed line each raise a distinct error.
+        """
+        response = self._send("POST", path, body, stream=True)
+        url = response.url
+        with response:
+            pending = b""
+            for chunk in self._chunks(response):
+                pending += chunk
+                if b"\n" not in chunk:
+                    if len(pending) > MAX_LINE_BYTES:
+                        raise BadResponse(f"a line from {url} is longer than 8 MB", url=url)
+                    continue
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield self._event(line, url)
+            if pending.strip():
+                yield self._event(pending, url)
+
+    def _chunks(self, response: requests.Response) -> Iterator[bytes]:
+        """The body's bytes as soon as they arrive (one HTTP chunk, or what a read returns)."""
+        raw = response.raw
+        url = response.url
+        try:
+            if raw.chunked and raw.supports_chunked_reads():
+                yield from raw.read_chunked(READ_CHUNK, decode_content=True)
+            else:
+                while chunk := raw.read1(READ_CHUNK, decode_content=True):
+                    yield chunk
+        except urllib3.exceptions.ReadTimeoutError as e:
+            raise self._idle_timeout(url) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise StreamBroken(
+                f"the connection to {self.base_url} broke in the middle of the response",
+                url=url,
+            ) from e
+
+    def _event(self, line: bytes, url: str) -> JSON:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            shown = line[:80].decode("utf-8", "replace")
+            raise BadResponse(
+                f"the server at {url} sent a line that is not JSON: {shown!r}"
+            ) from None
+        if not isinstance(event, dict):
+            raise BadResponse(f"the server at {url} sent an unexpected line: {event!r}"[:200])
+        error = event.get("error")
+        if error is not None:
+            message = str(error)
+            if _is_not_found(message):
+                raise ModelNotFound(message, url=url)
+            raise APIError(message, url=url)
+        return event
+
+    def redact(self, text: str) -> str:
+        """Remove this client's secrets from ``text``."""
+        return redact(text, self._secrets)
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    def heartbeat(self) -> str:
+        """``GET /``: the server's "Ollama is running" banner."""
+        response = self._send("GET", "/")
+        with response:
+            return response.text
+
+    def version(self) -> JSON:
+        """``GET /api/version``."""
+        return _expect_dict(self._call("GET", "/api/version"), "/api/version")
+
+    def tags(self) -> list[JSON]:
+        """``GET /api/tags``: the models on the server."""
+        return _models_of(self._call("GET", "/api/tags"), "/api/tags")
+
+    def ps(self) -> list[JSON]:
+        """``GET /api/ps``: the models loaded in memory."""
+        return _models_of(self._call("GET", "/api/ps"), "/api/ps")
+
+    def show(self, model: str, *, verbose: bool = False) -> JSON:
+        """``POST /api/show``."""
+        body: JSON = {"model": model}
+        if verbose:
+            body["verbose"] = True
+        return _expect_dict(self._call("POST", "/api/show", body), "/api/show")
+
+    def copy(self, source: str, destination: str) -> None:
+        """``POST /api/copy``."""
+        self._call("POST", "/api/copy", {"source": source, "destination": destination})
+
+    def delete(self, model: str) -> None:
+        """``DELETE /api/delete``."""
+        self._call("DELETE", "/api/delete", {"model": model})
+
+    def load(self, model: str, keep_alive: Any = None) -> JSON:
+        """Load a model into memory (an empty ``/api/generate``)."""
+        body: JSON = {"model": model, "stream": False}
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
+        return _expect_dict(self._call("POST", "/api/generate", body), "/api/generate")
+
+    def unload(self, model: str) -> JSON:
+        """Unload a model (an empty ``/api/generate`` with ``keep_alive: 0``)."""
+        return self.load(model, keep_alive=0)
+
+    def generate(self, body: JSON) -> Iterator[JSON]:
+        """``POST /api/generate``, streamed (a ``stream: false`` body yields one event)."""
+        return self._stream("/api/generate", body)
+
+    def chat(self, body: JSON) -> Iterator[JSON]:
+        """``POST /api/chat``, streamed (a ``stream: false`` body yields one event)."""
+        return self._stream("/api/chat", body)
+
+    def embed(self, body: JSON) -> JSON:
+        """``POST /api/embed``."""
+        return _expect_dict(self._call("POST", "/api/embed", body), "/api/embed")
+
+    def pull(self, model: str, *, insecure: bool = False) -> Iterator[JSON]:
+        """``POST /api/pull``: progress events."""
+        return self._stream("/api/pull", {"model": model, "insecure": insecure})
+
+    def push(self, model: str, *, insecure: bool = False) -> Iterator[JSON]:
+        """``POST /api/push``: progress events."""
+        return self._stream("/api/push", {"model": model, "insecure": insecure})
+
+    def create(self, body: JSON) -> Iterator[JSON]:
+        """``POST /api/create``: progress events."""
+        return self._stream("/api/create", body)
+
+    def blob_exists(self, digest: str) -> bool:
+        """``HEAD /api/blobs/<digest>``."""
+        try:
+            response = self._send("HEAD", f"/api/blobs/{digest}")
+        except ModelNotFound:
+            return False
+        except BadResponse as e:
+            if e.status == 404:
+                return False
+            raise
+        response.close()
+        return True
+
+    def upload_blob(
+        self, digest: str, stream: IO[bytes], on_bytes: Callable[[int], None] | None = None
+    ) -> None:
+        """``POST /api/blobs/<digest>`` with the file's bytes, reporting progress to ``on_bytes``."""
+
+        def chunks() -> Iterator[bytes]:
+            while block := stream.read(1 << 20):
+                if on_bytes:
+                    on_bytes(len(block))
+                yield block
+
+        self._send("POST", f"/api/blobs/{digest}", data=chunks()).close()  # type: ignore[arg-type]
+
+
+def _error_message(response: requests.Response) -> str | None:
+    """The ``error`` of a JSON error body, or ``None`` when the body is not Ollama's JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return None
+
+
+def _expect_dict(value: Any, path: str) -> JSON:
+    if not isinstance(value, dict):
+        raise BadResponse(f"{path} answered {type(value).__name__}, not a JSON object")
+    return value
+
+
+def _models_of(value: Any, path: str) -> list[JSON]:
+    models = _expect_dict(value, path).get("models")
+    if models is None:
+        return []
+    if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+        raise BadResponse(f"{path} answered an unexpected 'models' field")
+    return models
+
+
+def _example_base(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}/ollama-api" if not parts.path else base_url
+
+
+def _connection_reason(error: Exception) -> str:
+    text = str(error)
+    for marker, reason in (
+        ("Name or service not known", "the host name does not resolve (DNS)"),
+        ("nodename nor servname", "the host name does not resolve (DNS)"),
+        ("Temporary failure in name resolution", "the host name does not resolve (DNS)"),
+        ("No address associated", "the host name does not resolve (DNS)"),
+        ("Connection refused", "connection refused"),
+        ("Network is unreachable", "network is unreachable"),
+        ("No route to host", "no route to host"),
+        ("Connection reset", "the connection was reset"),
+        ("RemoteDisconnected", "the server closed the connection without answering"),
+    ):
+        if marker in text:
+            return reason
+    return "the connection failed"
+
+
+def _tls_reason(error: Exception) -> str:
+    text = str(error)
+    if "Hostname mismatch" in text or "doesn't match" in text:
+        return "the certificate does not match the host name"
+    if "WRONG_VERSION_NUMBER" in text:
+        return "the server does not speak TLS (try http://)"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        if any(m in text for m in ("unable to get local issuer", "self-signed", "self signed")):
+            return "certificate verify failed (unknown certificate authority)"
+        if "expired" in text:
+            return "certificate verify failed (the certificate has expired)"
+        return "certificate verify failed"
+    return "the TLS handshake failed"

@@ -1,0 +1,326 @@
+"""Model management: list, ps, show, cp, rm, stop, version, wait, exists."""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ollamactl import __version__, render
+from ollamactl.cli import App, pass_app, warn
+from ollamactl.errors import APIError, ConnectionFailed, ModelNotFound, OllamactlError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SHOW_VIEWS = ("license", "modelfile", "parameters", "system", "template")
+
+
+def json_option(func: F) -> F:
+    """``--json``: print the API objects as returned, for scripts."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the API response as JSON.")(
+        func
+    )
+
+
+def quiet_option(func: F) -> F:
+    """``-q``: print model names only, one per line."""
+    return click.option("-q", "--quiet", is_flag=True, help="Print model names only.")(func)
+
+
+def echo_json(value: Any) -> None:
+    """Print a value as JSON on stdout."""
+    click.echo(render.to_json(value))
+
+
+def _print_models(
+    models: list[dict[str, Any]],
+    *,
+    as_json: bool,
+    quiet: bool,
+    header: list[str],
+    rows: Callable[[list[dict[str, Any]]], list[list[str]]],
+) -> None:
+    if as_json:
+        echo_json({"models": models})
+    elif quiet:
+        for m in models:
+            click.echo(m.get("name", ""))
+    else:
+        click.echo(render.table(rows(models), header=header), nl=False)
+
+
+@click.command("list")
+@click.argument("prefix", required=False)
+@json_option
+@quiet_option
+@pass_app
+def list_models(app: App, prefix: str | None, as_json: bool, quiet: bool) -> None:
+    """List the models on the server (alias: ls).
+
+    PREFIX keeps only names that start with it (case-insensitive, as `ollama list`).
+
+    \b
+    Examples:
+      ollamactl list
+      ollamactl ls llama --json
+      ollamactl list -q | xargs -n1 ollamactl pull
+    """
+    models = app.client.tags()
+    if prefix:
+        models = [m for m in models if str(m.get("name", "")).lower().startswith(prefix.lower())]
+    _print_models(
+        models,
+        as_json=as_json,
+        quiet=quiet,
+        header=["NAME", "ID", "SIZE", "MODIFIED"],
+        rows=render.model_rows,
+    )
+
+
+@click.command()
+@click.argument("prefix", required=False)
+@json_option
+@quiet_option
+@pass_app
+def ps(app: App, prefix: str | None, as_json: bool, quiet: bool) -> None:
+    """List the models loaded in memory.
+
+    PREFIX keeps only names that start with it (case-sensitive, as `ollama ps`).
+
+    \b
+    Examples:
+      ollamactl ps
+      ollamactl ps --json | jq '.models[].name'
+    """
+    models = app.client.ps()
+    if prefix:
+        models = [m for m in models if str(m.get("name", "")).startswith(prefix)]
+    _print_models(
+        models,
+        as_json=as_json,
+        quiet=quiet,
+        header=["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"],
+        rows=render.running_rows,
+    )
+
+
+@click.command()
+@click.argument("model")
+@click.option("--license", "views", flag_value="license", multiple=True, help="Show the license.")
+@click.option(
+    "--modelfile", "views", flag_value="modelfile", multiple=True, help="Show the Modelfile."
+)
+@click.option(
+    "--parameters", "views", flag_value="parameters", multiple=True, help="Show the parameters."
+)
+@click.option(
+    "--system", "views", flag_value="system", multiple=True, help="Show the system message."
+)
+@click.option(
+    "--template", "views", flag_value="template", multiple=True, help="Show the template."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed model information.")
+@json_option
+@pass_app
+def show(app: App, model: str, views: tuple[str, ...], verbose: bool, as_json: bool) -> None:
+    """Show information about a model.
+
+    \b
+    Examples:
+      ollamactl show llama3.2
+      ollamactl show llama3.2 --modelfile > Modelfile
+      ollamactl show llama3.2 --json | jq .capabilities
+    """
+    if len(set(views)) > 1:
+        raise UsageError(
+            "only one of '--license', '--modelfile', '--parameters', '--system', or"
+            " '--template' can be specified"
+        )
+    info = app.client.show(model, verbose=verbose)
+    if as_json:
+        echo_json(info)
+    elif views:
+        text = str(info.get(views[0]) or "")
+        # As `ollama show`: license, modelfile and parameters end with a newline.
+        click.echo(text, nl=views[0] not in ("system", "template"))
+    else:
+        click.echo(render.show_info(info, verbose=verbose), nl=False)
+
+
+@click.command()
+@click.argument("source")
+@click.argument("destination")
+@pass_app
+def cp(app: App, source: str, destination: str) -> None:
+    """Copy a model under a new name.
+
+    \b
+    Example:
+      ollamactl cp llama3.2 my-llama:v1
+    """
+    app.client.copy(source, destination)
+    click.echo(f"copied '{source}' to '{destination}'")
+
+
+def _expand(app: App, patterns: tuple[str, ...]) -> list[str]:
+    """Expand glob patterns against the server's model names; plain names pass through."""
+    names: list[str] = []
+    available: list[str] | None = None
+    for pattern in patterns:
+        if not any(c in pattern for c in "*?["):
+            names.append(pattern)
+            continue
+        if available is None:
+            available = [str(m.get("name", "")) for m in app.client.tags()]
+        matched = fnmatch.filter(available, pattern)
+        if not matched:
+            raise ModelNotFound(f"no model matches {pattern!r}")
+        names += matched
+    return list(dict.fromkeys(names))
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
+@pass_app
+def rm(app: App, models: tuple[str, ...], yes: bool, dry_run: bool) -> None:
+    """Remove models (glob patterns match the server's model names).
+
+    Each model is unloaded first, as `ollama rm` does. On a terminal, asks
+    before deleting unless -y is given.
+
+    \b
+    Examples:
+      ollamactl rm llama3.2
+      ollamactl rm 'qwen*' --dry-run
+      ollamactl rm -y old-model:v1 old-model:v2
+    """
+    names = _expand(app, models)
+    if dry_run:
+        for name in names:
+            click.echo(f"would delete '{name}'")
+        return
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Delete {', '.join(repr(n) for n in names)}?", abort=True, err=True)
+    for name in names:
+        try:
+            app.client.unload(name)
+        except ModelNotFound:
+            pass
+        except OllamactlError:
+            click.echo(f"Warning: unable to stop model '{name}'", err=True)
+        app.client.delete(name)
+        click.echo(f"deleted '{name}'")
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--all", "stop_all", is_flag=True, help="Stop every running model.")
+@pass_app
+def stop(app: App, model: str | None, stop_all: bool) -> None:
+    """Unload a running model from memory.
+
+    \b
+    Examples:
+      ollamactl stop llama3.2
+      ollamactl stop --all
+    """
+    if bool(model) == stop_all:
+        raise UsageError("give either a MODEL or --all")
+    if stop_all:
+        running = [str(m.get("name")) for m in app.client.ps()]
+        if not running:
+            click.echo("no models are running", err=True)
+        for name in running:
+            app.client.unload(name)
+            click.echo(f"stopped '{name}'", err=True)
+        return
+    assert model is not None
+    try:
+        app.client.unload(model)
+    except ModelNotFound:
+        raise ModelNotFound(f'couldn\'t find model "{model}" to stop') from None
+
+
+@click.command()
+@json_option
+@pass_app
+def version(app: App, as_json: bool) -> None:
+    """Show the client's and the server's versions.
+
+    \b
+    Example:
+      ollamactl version --json
+    """
+    try:
+        server = str(app.client.version().get("version", "unknown"))
+    except ConnectionFailed:
+        if not as_json:
+            click.echo(f"ollamactl version is {__version__}")
+        warn("could not connect to a running Ollama instance")
+        raise
+    if as_json:
+        echo_json({"client": __version__, "server": server, "host": app.settings.base_url})
+    else:
+        click.echo(f"ollama version is {server}")
+        click.echo(f"ollamactl version is {__version__}")
+
+
+@click.command()
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="Give up after this many seconds.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds between tries.",
+)
+@pass_app
+def wait(app: App, timeout: float, interval: float) -> None:
+    """Wait until the server answers (for CI: start the server, then `wait`).
+
+    \b
+    Example:
+      ollamactl wait --timeout 120 && ollamactl pull llama3.2
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            server = app.client.version().get("version", "unknown")
+        except (ConnectionFailed, APIError) as e:
+            if time.monotonic() + interval > deadline:
+                raise ConnectionFailed(
+                    f"the server at {app.settings.base_url} was not ready after {timeout:g}s"
+                    f" (last error: {e.message})"
+                ) from None
+            time.sleep(interval)
+            continue
+        click.echo(f"server ready: ollama {server} at {app.settings.base_url}", err=True)
+        return
+
+
+@click.command()
+@click.argument("model")
+@pass_app
+def exists(app: App, model: str) -> None:
+    """Exit 0 if MODEL is on the server, 5 if it is not; print nothing.
+
+    \b
+    Example:
+      ollamactl exists llama3.2 || ollamactl pull llama3.2
+    """
+    try:
+        app.client.show(model)
+    except ModelNotFound:
+        raise click.exceptions.Exit(5) from None

@@ -1,0 +1,429 @@
+"""Where to connect and with which credentials: host parsing, profiles, precedence.
+
+Every setting is resolved by :func:`resolve` in one place, highest first:
+
+1. command-line flags (``--host``, ``--api-key``, ``-H``, ``--ca-cert``, ...);
+2. the profile chosen explicitly (``--profile NAME`` or ``OLLAMACTL_PROFILE``);
+3. environment variables (``OLLAMA_HOST``, ``OLLAMA_API_KEY``, ...);
+4. the config file's ``default_profile``;
+5. built-in defaults (``http://127.0.0.1:11434``).
+
+This module never imports requests, so ``--help`` and completion stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from ollamactl.errors import ConfigError, UsageError
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_PORT = 11434
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 300.0
+DEFAULT_RETRIES = 2
+CONFIG_FILE_NAME = "config.toml"
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+_API_SUFFIX = re.compile(r"/api(?:/[A-Za-z_]+)*/*$")
+
+
+@dataclass(frozen=True)
+class HostURL:
+    """A parsed ``OLLAMA_HOST`` value: the base URL plus any credentials it carried."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The URL API paths are appended to, without credentials or trailing slash."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.scheme}://{host}{port}{self.path}"
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the host is this machine."""
+        return self.host in _LOOPBACK_HOSTS or self.host.startswith("127.")
+
+
+def parse_host(value: str) -> HostURL:
+    """Parse a host the way ``OLLAMA_HOST`` is parsed by the Go CLI, minus its pitfalls.
+
+    A default port is added only when no scheme is given (11434, like Go); an
+    explicit ``http://``/``https://`` URL keeps its implicit port 80/443, so no
+    ``:443`` ends up in front of a gateway. A path prefix is kept, and a pasted
+    ``/api`` (or ``/api/chat``) suffix and trailing slashes are dropped.
+
+    >>> parse_host("").base_url
+    'http://127.0.0.1:11434'
+    >>> parse_host("1.2.3.4").base_url
+    'http://1.2.3.4:11434'
+    >>> parse_host(":1234").base_url
+    'http://127.0.0.1:1234'
+    >>> parse_host("example.com:1234").base_url
+    'http://example.com:1234'
+    >>> parse_host("[::1]").base_url, parse_host("::1").base_url
+    ('http://[::1]:11434', 'http://[::1]:11434')
+    >>> parse_host("http://1.2.3.4").base_url, parse_host("https://1.2.3.4").base_url
+    ('http://1.2.3.4', 'https://1.2.3.4')
+    >>> parse_host("https://example.com/ollama").base_url
+    'https://example.com/ollama'
+    >>> parse_host(' "1.2.3.4" ').base_url
+    'http://1.2.3.4:11434'
+    >>> parse_host("ollama.com").base_url
+    'https://ollama.com'
+    >>> parse_host("https://abc.gw.example.com/ollama-api/api/chat").base_url
+    'https://abc.gw.example.com/ollama-api'
+    >>> parse_host("http://host:8080/").base_url
+    'http://host:8080'
+    >>> h = parse_host("https://me:s%40cret@gw.example.com/x")
+    >>> h.base_url, h.username, h.password
+    ('https://gw.example.com/x', 'me', 's@cret')
+    >>> parse_host(":66000")
+    Traceback (most recent call last):
+    ...
+    ollamactl.errors.UsageError: invalid port '66000' in host ':66000' (ports are 0-65535)
+    >>> parse_host("ftp://example.com")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ollamactl.errors.UsageError: unsupported scheme 'ftp' in host 'ftp://example.com' (use ...)
+    """
+    raw = value
+    value = value.strip().strip("\"'").strip()
+    if value == "ollama.com":
+        value = "https://ollama.com"
+    if "://" in value:
+        scheme, rest = value.split("://", 1)
+        scheme = scheme.lower()
+        if scheme not in ("http", "https"):
+            raise UsageError(
+                f"unsupported scheme {scheme!r} in host {raw!r}", hint="use http:// or https://"
+            )
+        default_port: int | None = None
+    else:
+        scheme, rest, default_port = "http", value, DEFAULT_PORT
+    hostport, slash, path = rest.partition("/")
+    path = _API_SUFFIX.sub("", slash + path).rstrip("/")
+    username = password = None
+    if "@" in hostport:
+        userinfo, hostport = hostport.rsplit("@", 1)
+        user, _, secret = userinfo.partition(":")
+        username, password = unquote(user), unquote(secret)
+    host, port_text = _split_host_port(hostport)
+    if any(c.isspace() for c in host) or "/" in host:
+        raise UsageError(f"invalid host name in {raw!r}")
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or int(port_text) > 65535:
+            raise UsageError(
+                f"invalid port {port_text!r} in host {raw!r}", hint="ports are 0-65535"
+            )
+        port = int(port_text)
+    return HostURL(scheme, host or "127.0.0.1", port, path, username, password)
+
+
+def _split_host_port(hostport: str) -> tuple[str, str]:
+    """Split ``host:port``, ``[v6]:port``, ``[v6]`` or a bare IPv6 address."""
+    if hostport.startswith("["):
+        host, _, after = hostport[1:].partition("]")
+        return host, after.removeprefix(":")
+    if hostport.count(":") > 1:  # a bare IPv6 address such as ::1
+        return hostport, ""
+    host, _, port = hostport.partition(":")
+    return host, port
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """Parse a ``Name: value`` header given on the command line or in config.
+
+    >>> parse_header("X-Api-Key:  abc ")
+    ('X-Api-Key', 'abc')
+    >>> parse_header("nocolon")
+    Traceback (most recent call last):
+    ...
+    ollamactl.errors.UsageError: invalid header 'nocolon' (expected 'Name: value')
+    """
+    name, colon, header_value = text.partition(":")
+    name = name.strip()
+    if not colon or not name or any(c.isspace() for c in name):
+        raise UsageError(f"invalid header {text!r}", hint="expected 'Name: value'")
+    if "\n" in header_value or "\r" in header_value:
+        raise UsageError(f"invalid header {name!r}: the value contains a line break")
+    return name, header_value.strip()
+
+
+def config_dir() -> Path:
+    """The folder holding ``config.toml``: ``$OLLAMACTL_CONFIG_DIR`` or the user config dir."""
+    override = os.environ.get("OLLAMACTL_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import click  # only here: click's app-dir logic knows every platform
+
+    return Path(click.get_app_dir("ollamactl"))
+
+
+def config_path() -> Path:
+    """The path of the config file (it may not exist)."""
+    return config_dir() / CONFIG_FILE_NAME
+
+
+def load_config(path: Path | None = None) -> dict[str, Any]:
+    """Read the TOML config file; a missing file is an empty config."""
+    path = path or config_path()
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on old Pythons only
+        import tomli as tomllib
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"the config file {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The connection settings given on the command line (``None``: not given)."""
+
+    host: str | None = None
+    profile: str | None = None
+    api_key: str | None = None
+    headers: tuple[str, ...] = ()
+    ca_cert: str | None = None
+    insecure_tls: bool | None = None
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    retries: int | None = None
+
+
+@dataclass
+class Settings:
+    """Everything needed to talk to one server, with where each value came from."""
+
+    host: HostURL
+    api_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    ca_cert: str | None = None
+    insecure_tls: bool = False
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+    profile: str | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        """The base URL, credentials removed."""
+        return self.host.base_url
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value in play, so that messages can redact them."""
+        found = [self.api_key or "", self.host.password or ""]
+        found += [v for k, v in self.headers.items() if _is_secret_header(k)]
+        return [s for s in found if len(s) >= 4]
+
+    def credential_source(self) -> str | None:
+        """Say which credential was sent (never its value), for auth error hints."""
+        if "authorization" in {k.lower() for k in self.headers}:
+            return f"an Authorization header from {self.sources.get('headers', 'a header')}"
+        if self.api_key:
+            return f"the API key from {self.sources.get('api_key')}"
+        if self.host.username is not None:
+            return f"basic auth for user {self.host.username!r} from {self.sources.get('host')}"
+        return None
+
+
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in ("authorization", "cookie", "proxy-authorization") or any(
+        word in lowered for word in ("token", "secret", "key", "auth")
+    )
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Replace every secret in ``text`` with ``***``.
+
+    >>> redact("token abc123 and https://u:pw12@h", ["abc123", "pw12"])
+    'token *** and https://u:***@h'
+    """
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _profile_table(config: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
+    profiles = config.get("profiles", {})
+    if not isinstance(profiles, dict) or not isinstance(profiles.get(name), dict):
+        known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) and profiles else "none"
+        raise UsageError(f"unknown profile {name!r} (profiles in {path}: {known})")
+    table: dict[str, Any] = profiles[name]
+    return table
+
+
+def _secret_from_profile(table: Mapping[str, Any], name: str) -> str | None:
+    """A profile's API key: literal, from an environment variable, or from a command."""
+    if "api_key" in table:
+        return str(table["api_key"])
+    if "api_key_env" in table:
+        var = str(table["api_key_env"])
+        if var not in os.environ:
+            raise UsageError(f"profile {name!r} reads its API key from ${var}, which is not set")
+        return os.environ[var]
+    if "api_key_cmd" in table:
+        command = str(table["api_key_cmd"])
+        try:
+            done = subprocess.run(
+                shlex.split(command), capture_output=True, text=True, timeout=30, check=True
+            )
+        except (OSError, subprocess.SubprocessError) as e:
+            raise UsageError(f"profile {name!r}: the api_key_cmd failed: {e}") from None
+        return done.stdout.strip()
+    return None
+
+
+def _layer_from_profile(table: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Map a profile table onto setting names."""
+    layer: dict[str, Any] = {}
+    for key in ("host", "ca_cert", "insecure_tls", "connect_timeout", "read_timeout", "retries"):
+        if key in table:
+            layer[key] = table[key]
+    api_key = _secret_from_profile(table, name)
+    if api_key is not None:
+        layer["api_key"] = api_key
+    headers = table.get("headers", {})
+    if not isinstance(headers, dict):
+        raise ConfigError(f"profile {name!r}: headers must be a table of name = value")
+    if headers:
+        layer["headers"] = {str(k): str(v) for k, v in headers.items()}
+    defaults = {k: table[k] for k in ("model", "options", "keep_alive") if k in table}
+    if defaults:
+        layer["defaults"] = defaults
+    return layer
+
+
+def _layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    if env.get("OLLAMA_HOST"):
+        layer["host"] = env["OLLAMA_HOST"]
+    if env.get("OLLAMA_API_KEY"):
+        layer["api_key"] = env["OLLAMA_API_KEY"]
+    if env.get("OLLAMACTL_CA_CERT"):
+        layer["ca_cert"] = env["OLLAMACTL_CA_CERT"]
+    return layer
+
+
+def _layer_from_flags(flags: Flags) -> dict[str, Any]:
+    layer: dict[str, Any] = {
+        key: getattr(flags, key)
+        for key in (
+            "host",
+            "api_key",
+            "ca_cert",
+            "insecure_tls",
+            "connect_timeout",
+            "read_timeout",
+            "retries",
+        )
+        if getattr(flags, key) is not None
+    }
+    if flags.headers:
+        layer["headers"] = dict(parse_header(h) for h in flags.headers)
+    return layer
+
+
+def resolve(
+    flags: Flags,
+    env: Mapping[str, str] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve the effective settings from flags, environment and config file.
+
+    Precedence, highest first: flags, the explicitly chosen profile, environment,
+    the config's ``default_profile``, built-in defaults. Headers merge across
+    layers (a higher layer wins for the same name).
+    """
+    env = os.environ if env is None else env
+    path = config_path()
+    if config is None:
+        config = load_config(path)
+    layers: list[tuple[str, dict[str, Any]]] = [("flag", _layer_from_flags(flags))]
+    chosen = flags.profile or env.get("OLLAMACTL_PROFILE")
+    if chosen:
+        how = "--profile" if flags.profile else "OLLAMACTL_PROFILE"
+        table = _profile_table(config, chosen, path)
+        layers.append((f"profile {chosen!r} ({how})", _layer_from_profile(table, chosen)))
+    layers.append(("environment", _layer_from_env(env)))
+    default_profile = config.get("default_profile")
+    if default_profile and not chosen:
+        table = _profile_table(config, str(default_profile), path)
+        layers.append(
+            (
+                f"profile {default_profile!r} (default_profile)",
+                _layer_from_profile(table, str(default_profile)),
+            )
+        )
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    for origin, layer in reversed(layers):  # lowest first, so higher layers overwrite
+        for key, value in layer.items():
+            if key == "headers":
+                headers.update(value)
+            else:
+                values[key] = value
+            sources[key] = _describe_source(origin, key)
+    profile = chosen or (str(default_profile) if default_profile else None)
+    try:
+        settings = Settings(
+            host=parse_host(str(values.get("host", ""))),
+            api_key=values.get("api_key") or None,
+            headers=headers,
+            ca_cert=values.get("ca_cert"),
+            insecure_tls=bool(values.get("insecure_tls", False)),
+            connect_timeout=float(values.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+            read_timeout=float(values.get("read_timeout", DEFAULT_READ_TIMEOUT)),
+            retries=int(values.get("retries", DEFAULT_RETRIES)),
+            profile=profile,
+            defaults=dict(values.get("defaults", {})),
+            sources=sources,
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid setting in {path}: {e}") from None
+    sources.setdefault("host", "default")
+    if settings.ca_cert and not os.access(settings.ca_cert, os.R_OK):
+        raise UsageError(
+            f"cannot read the CA certificate file {settings.ca_cert!r} (from {sources['ca_cert']})"
+        )
+    return settings
+
+
+def _describe_source(origin: str, key: str) -> str:
+    if origin == "flag":
+        return "--" + key.replace("_", "-") if key != "headers" else "-H"
+    if origin == "environment":
+        return {"host": "OLLAMA_HOST", "api_key": "OLLAMA_API_KEY", "ca_cert": "OLLAMACTL_CA_CERT"}[
+            key
+        ]
+    return origin

@@ -1,0 +1,63 @@
+"""Shared fixtures: an isolated environment, the local Ollama test server, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ollamactl.cli import cli
+from tests.ollama_server import OllamaTestServer
+
+ISOLATED_PREFIXES = ("OLLAMA_", "OLLAMACTL_", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No test reads the developer's config, host or tokens; user dirs live in tmp_path."""
+    for name in list(os.environ):
+        if name.startswith(ISOLATED_PREFIXES) or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("OLLAMACTL_CONFIG_DIR", str(tmp_path / "config"))
+    return tmp_path
+
+
+def seed(server: OllamaTestServer) -> OllamaTestServer:
+    """Give a test server the models most tests expect."""
+    server.add_model("tiny:latest", size=605_814, parameter_size="148K")
+    server.add_model("gemma3:12b", size=8_149_190_253, family="gemma3", parameter_size="12.2B",
+                     quantization_level="Q4_K_M", capabilities=["completion", "vision"])
+    server.add_model("nomic-embed-text:latest", size=274_302_450, family="nomic-bert",
+                     parameter_size="137M", quantization_level="F16", capabilities=["embedding"])
+    return server
+
+
+@pytest.fixture
+def server() -> Iterator[OllamaTestServer]:
+    """A local Ollama-compatible server on 127.0.0.1 with three models."""
+    with seed(OllamaTestServer()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def gateway_server() -> Iterator[OllamaTestServer]:
+    """The same server behind a path prefix that requires a bearer token."""
+    with seed(OllamaTestServer(prefix="/ollama-api", token="canary-token-123")) as srv:
+        yield srv
+
+
+def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+            **kwargs: Any) -> Result:
+    """Run the real CLI in-process; stdout and stderr stay separate."""
+    return CliRunner().invoke(cli, list(args), input=input, env=env, prog_name="ollamactl",
+                              catch_exceptions=False, **kwargs)
