@@ -375,7 +375,7 @@ class Client:
     def upload_blob(
         self, digest: str, stream: IO[bytes], on_bytes: Callable[[int], None] | None = None
     ) -> None:
-        """``POST /api/blobs/<digest>`` with the file's bytes, reporting progress to ``on_bytes``."""
+        """``POST /api/blobs/<digest>``: upload a file, reporting bytes sent to ``on_bytes``."""
 
         def chunks() -> Iterator[bytes]:
             while block := stream.read(1 << 20):

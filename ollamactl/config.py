@@ -281,15 +281,15 @@ def _profile_table(config: Mapping[str, Any], name: str, path: Path) -> dict[str
     return table
 
 
-def _secret_from_profile(table: Mapping[str, Any], name: str) -> str | None:
+def _secret_from_profile(table: Mapping[str, Any], name: str, env: Mapping[str, str]) -> str | None:
     """A profile's API key: literal, from an environment variable, or from a command."""
     if "api_key" in table:
         return str(table["api_key"])
     if "api_key_env" in table:
         var = str(table["api_key_env"])
-        if var not in os.environ:
+        if var not in env:
             raise UsageError(f"profile {name!r} reads its API key from ${var}, which is not set")
-        return os.environ[var]
+        return env[var]
     if "api_key_cmd" in table:
         command = str(table["api_key_cmd"])
         try:
@@ -302,13 +302,15 @@ def _secret_from_profile(table: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-def _layer_from_profile(table: Mapping[str, Any], name: str) -> dict[str, Any]:
+def _layer_from_profile(
+    table: Mapping[str, Any], name: str, env: Mapping[str, str]
+) -> dict[str, Any]:
     """Map a profile table onto setting names."""
     layer: dict[str, Any] = {}
     for key in ("host", "ca_cert", "insecure_tls", "connect_timeout", "read_timeout", "retries"):
         if key in table:
             layer[key] = table[key]
-    api_key = _secret_from_profile(table, name)
+    api_key = _secret_from_profile(table, name, env)
     if api_key is not None:
         layer["api_key"] = api_key
     headers = table.get("headers", {})
@@ -372,7 +374,7 @@ def resolve(
     if chosen:
         how = "--profile" if flags.profile else "OLLAMACTL_PROFILE"
         table = _profile_table(config, chosen, path)
-        layers.append((f"profile {chosen!r} ({how})", _layer_from_profile(table, chosen)))
+        layers.append((f"profile {chosen!r} ({how})", _layer_from_profile(table, chosen, env)))
     layers.append(("environment", _layer_from_env(env)))
     default_profile = config.get("default_profile")
     if default_profile and not chosen:
@@ -380,7 +382,7 @@ def resolve(
         layers.append(
             (
                 f"profile {default_profile!r} (default_profile)",
-                _layer_from_profile(table, str(default_profile)),
+                _layer_from_profile(table, str(default_profile), env),
             )
         )
 

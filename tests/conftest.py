@@ -35,10 +35,22 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def seed(server: OllamaTestServer) -> OllamaTestServer:
     """Give a test server the models most tests expect."""
     server.add_model("tiny:latest", size=605_814, parameter_size="148K")
-    server.add_model("gemma3:12b", size=8_149_190_253, family="gemma3", parameter_size="12.2B",
-                     quantization_level="Q4_K_M", capabilities=["completion", "vision"])
-    server.add_model("nomic-embed-text:latest", size=274_302_450, family="nomic-bert",
-                     parameter_size="137M", quantization_level="F16", capabilities=["embedding"])
+    server.add_model(
+        "gemma3:12b",
+        size=8_149_190_253,
+        family="gemma3",
+        parameter_size="12.2B",
+        quantization_level="Q4_K_M",
+        capabilities=["completion", "vision"],
+    )
+    server.add_model(
+        "nomic-embed-text:latest",
+        size=274_302_450,
+        family="nomic-bert",
+        parameter_size="137M",
+        quantization_level="F16",
+        capabilities=["embedding"],
+    )
     return server
 
 
@@ -56,8 +68,16 @@ def gateway_server() -> Iterator[OllamaTestServer]:
         yield srv
 
 
-def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None,
-            **kwargs: Any) -> Result:
+def run_cli(
+    *args: str, input: str | None = None, env: dict[str, str] | None = None, **kwargs: Any
+) -> Result:
     """Run the real CLI in-process; stdout and stderr stay separate."""
-    return CliRunner().invoke(cli, list(args), input=input, env=env, prog_name="ollamactl",
-                              catch_exceptions=False, **kwargs)
+    return CliRunner().invoke(
+        cli,
+        list(args),
+        input=input,
+        env=env,
+        prog_name="ollamactl",
+        catch_exceptions=False,
+        **kwargs,
+    )

@@ -55,7 +55,9 @@ def test_explicit_profile_beats_environment() -> None:
     settings = resolve(Flags(profile="gw"), env=env)
     assert settings.base_url == "https://abc.gw.example.com/ollama-api"
     assert settings.api_key == "tok-gw"
-    assert settings.headers == {"CF-Access-Client-Id": "id-1"}  # the default profile is not mixed in
+    assert settings.headers == {
+        "CF-Access-Client-Id": "id-1"
+    }  # the default profile is not mixed in
     assert settings.defaults == {"model": "llama3.2"}
     assert "profile 'gw'" in settings.sources["host"]
     via_env = resolve(Flags(), env={**env, "OLLAMACTL_PROFILE": "gw"})

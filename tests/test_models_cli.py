@@ -29,7 +29,10 @@ def test_list_prints_the_go_table(server: OllamaTestServer) -> None:
     assert "8.1 GB" in row
     assert re.search(r"\b(\d+ \w+|About an? \w+|Less than a second) ago\b", row)
     assert {line.split()[0] for line in lines[1:]} == {
-        "tiny:latest", "gemma3:12b", "nomic-embed-text:latest"}
+        "tiny:latest",
+        "gemma3:12b",
+        "nomic-embed-text:latest",
+    }
     assert result.stderr == "" and not ANSI.search(result.stdout)
 
 
@@ -54,8 +57,13 @@ def test_list_through_prefix_and_token(gateway_server: OllamaTestServer) -> None
 
 
 def test_pasted_api_suffix_is_tolerated(gateway_server: OllamaTestServer) -> None:
-    result = run_cli("--host", gateway_server.url + "/api/chat", "list", "-q",
-                     env={"OLLAMA_API_KEY": "canary-token-123"})
+    result = run_cli(
+        "--host",
+        gateway_server.url + "/api/chat",
+        "list",
+        "-q",
+        env={"OLLAMA_API_KEY": "canary-token-123"},
+    )
     assert result.exit_code == 0, result.stderr
 
 
@@ -75,8 +83,12 @@ def test_missing_token_says_none_was_sent(gateway_server: OllamaTestServer) -> N
 def test_ps_columns_and_until(server: OllamaTestServer) -> None:
     expires = datetime.now(timezone.utc) + timedelta(minutes=4, seconds=30)
     server.running["tiny:latest"] = {
-        **server.models["tiny:latest"], "size": 23_695_616, "size_vram": 0,
-        "expires_at": expires.isoformat().replace("+00:00", "Z"), "context_length": 4096}
+        **server.models["tiny:latest"],
+        "size": 23_695_616,
+        "size_vram": 0,
+        "expires_at": expires.isoformat().replace("+00:00", "Z"),
+        "context_length": 4096,
+    }
     result = on(server, "ps")
     assert result.exit_code == 0, result.stderr
     header, row = result.stdout.splitlines()
@@ -136,8 +148,10 @@ def test_cp_then_rm(server: OllamaTestServer) -> None:
 
 def test_rm_glob_dry_run_and_real(server: OllamaTestServer) -> None:
     dry = on(server, "rm", "*:latest", "--dry-run")
-    assert sorted(dry.stdout.splitlines()) == ["would delete 'nomic-embed-text:latest'",
-                                               "would delete 'tiny:latest'"]
+    assert sorted(dry.stdout.splitlines()) == [
+        "would delete 'nomic-embed-text:latest'",
+        "would delete 'tiny:latest'",
+    ]
     assert len(server.models) == 3
     result = on(server, "rm", "*:latest")
     assert result.exit_code == 0
@@ -153,8 +167,11 @@ def test_rm_unmatched_glob_and_unknown_model_are_exit_5(server: OllamaTestServer
 
 def test_stop_one_and_all(server: OllamaTestServer) -> None:
     for name in ("tiny:latest", "gemma3:12b"):
-        server.running[name] = {**server.models[name], "expires_at": "2030-01-01T00:00:00Z",
-                                "size_vram": 0}
+        server.running[name] = {
+            **server.models[name],
+            "expires_at": "2030-01-01T00:00:00Z",
+            "size_vram": 0,
+        }
     assert on(server, "stop", "tiny").exit_code == 0
     assert set(server.running) == {"gemma3:12b"}
     result = on(server, "stop", "--all")
@@ -184,8 +201,9 @@ def test_exists(server: OllamaTestServer) -> None:
 def test_wait_succeeds_at_once_and_times_out_on_a_dead_port(server: OllamaTestServer) -> None:
     ok = on(server, "wait", "--timeout", "5")
     assert ok.exit_code == 0 and "server ready: ollama 0.9.3" in ok.stderr
-    dead = run_cli("--host", "127.0.0.1:9", "--retries", "0", "wait", "--timeout", "0.3",
-                   "--interval", "0.1")
+    dead = run_cli(
+        "--host", "127.0.0.1:9", "--retries", "0", "wait", "--timeout", "0.3", "--interval", "0.1"
+    )
     assert dead.exit_code == 3
     assert "was not ready after 0.3s" in dead.stderr
 
@@ -195,12 +213,18 @@ def test_unreachable_host_is_exit_3(server: OllamaTestServer) -> None:
     assert result.exit_code == 3
     assert result.stderr == (
         "Error: could not connect to http://127.0.0.1:9: connection refused"
-        " (is the server running and is --host/OLLAMA_HOST right?)\n")
+        " (is the server running and is --host/OLLAMA_HOST right?)\n"
+    )
 
 
 def test_gateway_html_page_is_one_line(server: OllamaTestServer) -> None:
-    server.add_fault("/api/tags", status=502, body="<html><body>502 Bad Gateway</body></html>",
-                     content_type="text/html", times=-1)
+    server.add_fault(
+        "/api/tags",
+        status=502,
+        body="<html><body>502 Bad Gateway</body></html>",
+        content_type="text/html",
+        times=-1,
+    )
     result = run_cli("--host", server.url, "--retries", "0", "list")
     assert result.exit_code == 1
     assert "answered HTTP 502 with a non-JSON body (is the base URL right?" in result.stderr
@@ -208,7 +232,8 @@ def test_gateway_html_page_is_one_line(server: OllamaTestServer) -> None:
 
 
 def test_debug_logs_requests_without_secrets(gateway_server: OllamaTestServer) -> None:
-    result = run_cli("--host", gateway_server.url, "--api-key", "canary-token-123", "--debug",
-                     "list", "-q")
+    result = run_cli(
+        "--host", gateway_server.url, "--api-key", "canary-token-123", "--debug", "list", "-q"
+    )
     assert "debug: GET " + gateway_server.url + "/api/tags" in result.stderr
     assert "canary-token-123" not in result.stderr

@@ -9,9 +9,10 @@ HEAVY = ("requests", "urllib3", "tqdm")
 
 
 def imported_after(code: str) -> set[str]:
-    probe = f"{code}\nimport sys\nprint(' '.join(sys.modules))"
+    """The modules loaded after running ``code`` in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nsys.stderr.write('MODULES ' + ' '.join(sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return set(out.stdout.split())
+    return set(out.stderr.rpartition("MODULES ")[2].split())
 
 
 def test_importing_the_cli_does_not_import_heavy_modules() -> None:
@@ -30,6 +31,7 @@ def test_help_and_version_do_not_import_heavy_modules() -> None:
 
 
 def test_python_dash_m_runs_the_cli() -> None:
-    out = subprocess.run([sys.executable, "-m", "ollamactl", "--version"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ollamactl", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("ollamactl version ")
