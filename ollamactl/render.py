@@ -163,9 +163,9 @@ def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
-def model_rows(models: Iterable[dict[str, Any]]) -> list[list[str]]:
-    """Rows of ``list``: NAME, ID, SIZE, MODIFIED."""
-    return [
+def model_table(models: Iterable[dict[str, Any]]) -> str:
+    """The ``list`` table: NAME, ID, SIZE, MODIFIED."""
+    rows = [
         [
             str(m.get("name", "")),
             str(m.get("digest", ""))[:12],
@@ -174,6 +174,7 @@ def model_rows(models: Iterable[dict[str, Any]]) -> list[list[str]]:
         ]
         for m in models
     ]
+    return table(rows, header=["NAME", "ID", "SIZE", "MODIFIED"])
 
 
 def processor(size: int, size_vram: int) -> str:
@@ -192,9 +193,14 @@ def processor(size: int, size_vram: int) -> str:
     return f"{cpu}%/{100 - cpu}% CPU/GPU"
 
 
-def running_rows(models: Iterable[dict[str, Any]], now: datetime | None = None) -> list[list[str]]:
-    """Rows of ``ps``: NAME, ID, SIZE, PROCESSOR, CONTEXT, UNTIL."""
+def running_table(models: list[dict[str, Any]], now: datetime | None = None) -> str:
+    """The ``ps`` table: NAME, ID, SIZE, PROCESSOR, CONTEXT, UNTIL.
+
+    CONTEXT is shown when the server reports ``context_length`` (Ollama >= 0.11),
+    so the table matches the Go CLI of the server's own generation.
+    """
     now = now or datetime.now(timezone.utc)
+    with_context = any("context_length" in m for m in models)
     rows = []
     for m in models:
         size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
@@ -202,18 +208,13 @@ def running_rows(models: Iterable[dict[str, Any]], now: datetime | None = None) 
         until = (
             "Stopping..." if expires and expires < now else human_time(m.get("expires_at"), now=now)
         )
-        context = m.get("context_length")
-        rows.append(
-            [
-                str(m.get("name", "")),
-                str(m.get("digest", ""))[:12],
-                human_bytes(size),
-                processor(size, vram),
-                str(context) if context else "",
-                until,
-            ]
-        )
-    return rows
+        row = [str(m.get("name", "")), str(m.get("digest", ""))[:12], human_bytes(size)]
+        row.append(processor(size, vram))
+        if with_context:
+            row.append(str(m.get("context_length") or ""))
+        rows.append([*row, until])
+    header = ["NAME", "ID", "SIZE", "PROCESSOR", *(["CONTEXT"] if with_context else []), "UNTIL"]
+    return table(rows, header=header)
 
 
 def _go_float(value: float, exponent_at: int) -> str:

@@ -81,3 +81,6 @@ def run_cli(
         catch_exceptions=False,
         **kwargs,
     )
+
+
+from tests.backends import backend, real_backend  # noqa: E402, F401  (fixtures)

@@ -41,8 +41,7 @@ def _print_models(
     *,
     as_json: bool,
     quiet: bool,
-    header: list[str],
-    rows: Callable[[list[dict[str, Any]]], list[list[str]]],
+    render_table: Callable[[list[dict[str, Any]]], str],
 ) -> None:
     if as_json:
         echo_json({"models": models})
@@ -50,7 +49,7 @@ def _print_models(
         for m in models:
             click.echo(m.get("name", ""))
     else:
-        click.echo(render.table(rows(models), header=header), nl=False)
+        click.echo(render_table(models), nl=False)
 
 
 @click.command("list")
@@ -76,8 +75,7 @@ def list_models(app: App, prefix: str | None, as_json: bool, quiet: bool) -> Non
         models,
         as_json=as_json,
         quiet=quiet,
-        header=["NAME", "ID", "SIZE", "MODIFIED"],
-        rows=render.model_rows,
+        render_table=render.model_table,
     )
 
 
@@ -103,8 +101,7 @@ def ps(app: App, prefix: str | None, as_json: bool, quiet: bool) -> None:
         models,
         as_json=as_json,
         quiet=quiet,
-        header=["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"],
-        rows=render.running_rows,
+        render_table=render.running_table,
     )
 
 
