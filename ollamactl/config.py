@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -291,6 +289,9 @@ def _secret_from_profile(table: Mapping[str, Any], name: str, env: Mapping[str, 
             raise UsageError(f"profile {name!r} reads its API key from ${var}, which is not set")
         return env[var]
     if "api_key_cmd" in table:
+        import shlex
+        import subprocess
+
         command = str(table["api_key_cmd"])
         try:
             done = subprocess.run(
