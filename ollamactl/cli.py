@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ollamactl import __version__
+from ollamactl.completion import complete_profiles
 from ollamactl.config import Flags, Settings, redact, resolve
 from ollamactl.errors import ExitCode, Interrupted, OllamactlError
 
@@ -37,6 +38,7 @@ Environment variables:
   OLLAMA_API_KEY      bearer token sent to that server
   OLLAMACTL_PROFILE   profile of the config file to use
   OLLAMACTL_CONFIG_DIR  folder of config.toml (default: the user config dir)
+  OLLAMACTL_CACHE_DIR   folder of the completion cache (default: the user cache dir)
   OLLAMACTL_CA_CERT   CA bundle for TLS verification (or REQUESTS_CA_BUNDLE)
 """
 
@@ -103,6 +105,7 @@ class OllamaGroup(click.Group):
         except OllamactlError as e:
             _report(ctx, e)
         except KeyboardInterrupt:
+            click.echo("interrupted", err=True)  # commands that say more raise Interrupted
             _report(ctx, Interrupted("interrupted"))
         return None
 
@@ -132,7 +135,10 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
     help="Server URL (env OLLAMA_HOST), e.g. https://gw.example.com/ollama-api or :11434.",
 )
 @click.option(
-    "--profile", metavar="NAME", help="Use a profile of the config file (env OLLAMACTL_PROFILE)."
+    "--profile",
+    metavar="NAME",
+    help="Use a profile of the config file (env OLLAMACTL_PROFILE).",
+    shell_complete=complete_profiles,
 )
 @click.option("--api-key", metavar="TOKEN", help="Bearer token (env OLLAMA_API_KEY).")
 @click.option(
@@ -187,9 +193,16 @@ def cli(ctx: click.Context, debug: bool, headers: tuple[str, ...], **flags: Any)
 
 
 def _register() -> None:
-    from ollamactl.commands import models
+    from ollamactl.commands import config_cmd, doctor, generate, models, transfer
+    from ollamactl.completion import completion
 
     for command in (
+        generate.run,
+        generate.chat,
+        generate.embed,
+        transfer.create,
+        transfer.pull,
+        transfer.push,
         models.list_models,
         models.ps,
         models.show,
@@ -199,9 +212,12 @@ def _register() -> None:
         models.version,
         models.wait,
         models.exists,
+        doctor.doctor,
     ):
         cli.add_command(command)
     cli.add_command(models.list_models, name="ls")
+    cli.add_command(config_cmd.config_group)
+    cli.add_command(completion)
 
 
 _register()

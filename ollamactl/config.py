@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,6 +200,43 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
 
 
+def write_private_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically with ``data``, readable by the owner only (mode 0600).
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and the
+    file is renamed over ``path``: a reader sees the old or the new content, never a
+    mix, and a failure (disk full, read-only folder) leaves the old file untouched. A
+    missing folder is created with mode 0700. Raises OSError.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def save_config(config: Mapping[str, Any], path: Path | None = None) -> None:
+    """Write the config file atomically with mode 0600 (see :func:`write_private_file`)."""
+    import tomli_w  # only here: reading the config never needs it
+
+    path = path or config_path()
+    try:
+        data = tomli_w.dumps(config).encode()
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cannot write the config file {path}: {e}") from None
+    try:
+        write_private_file(path, data)
+    except OSError as e:
+        raise ConfigError(f"cannot write the config file {path}: {e.strerror or e}") from None
+
+
 @dataclass(frozen=True)
 class Flags:
     """The connection settings given on the command line (``None``: not given)."""
@@ -243,8 +282,10 @@ class Settings:
 
     def credential_source(self) -> str | None:
         """Say which credential was sent (never its value), for auth error hints."""
-        if "authorization" in {k.lower() for k in self.headers}:
-            return f"an Authorization header from {self.sources.get('headers', 'a header')}"
+        secret_headers = [name for name in self.headers if _is_secret_header(name)]
+        if secret_headers:
+            names = ", ".join(secret_headers)
+            return f"the header {names} from {self.sources.get('headers', 'a header')}"
         if self.api_key:
             return f"the API key from {self.sources.get('api_key')}"
         if self.host.username is not None:
@@ -364,7 +405,9 @@ def resolve(
 
     Precedence, highest first: flags, the explicitly chosen profile, environment,
     the config's ``default_profile``, built-in defaults. Headers merge across
-    layers (a higher layer wins for the same name).
+    layers (a higher layer wins for the same name). A profile's credentials are
+    bound to its host: when a flag or the environment overrides that host, the
+    profile's API key and secret headers are not sent.
     """
     env = os.environ if env is None else env
     path = config_path()
@@ -387,6 +430,10 @@ def resolve(
             )
         )
 
+    host_layer = next((layer for _, layer in layers if "host" in layer), None)
+    for origin, layer in layers:
+        if origin.startswith("profile") and "host" in layer and layer is not host_layer:
+            _drop_credentials(layer)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     headers: dict[str, str] = {}
@@ -420,6 +467,13 @@ def resolve(
             f"cannot read the CA certificate file {settings.ca_cert!r} (from {sources['ca_cert']})"
         )
     return settings
+
+
+def _drop_credentials(layer: dict[str, Any]) -> None:
+    """Remove the API key and secret headers of a profile whose host is not the one used."""
+    layer.pop("api_key", None)
+    if "headers" in layer:
+        layer["headers"] = {k: v for k, v in layer["headers"].items() if not _is_secret_header(k)}
 
 
 def _describe_source(origin: str, key: str) -> str:

@@ -227,7 +227,7 @@ def test_gateway_html_page_is_one_line(server: OllamaTestServer) -> None:
     )
     result = run_cli("--host", server.url, "--retries", "0", "list")
     assert result.exit_code == 1
-    assert "answered HTTP 502 with a non-JSON body (is the base URL right?" in result.stderr
+    assert "answered HTTP 502 Bad Gateway with an HTML page" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import sys
+import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ollamactl import __version__, render
 from ollamactl.cli import App, pass_app, warn
-from ollamactl.errors import APIError, ConnectionFailed, ModelNotFound, OllamactlError, UsageError
+from ollamactl.completion import complete_models, complete_running_models
+from ollamactl.config import config_path, load_config
+from ollamactl.errors import (
+    APIError,
+    ConnectionFailed,
+    ModelNotFound,
+    OllamactlError,
+    ServerTimeout,
+    TLSFailed,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from ollamactl.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
+Models = list[dict[str, Any]]
+#: Seconds each host gets to answer with --all-profiles, unless --timeout says otherwise.
+FLEET_TIMEOUT = 10.0
 
 SHOW_VIEWS = ("license", "modelfile", "parameters", "system", "template")
 
@@ -36,15 +54,86 @@ def echo_json(value: Any) -> None:
     click.echo(render.to_json(value))
 
 
+def all_profiles_option(func: F) -> F:
+    """``--all-profiles``: the fleet view, one query per profile of the config file."""
+    return click.option(
+        "--all-profiles",
+        is_flag=True,
+        help="Ask every profile of the config file in parallel (each gets --timeout seconds,"
+        f" default {FLEET_TIMEOUT:g}) and add a HOST column.",
+    )(func)
+
+
+@dataclasses.dataclass
+class _HostAnswer:
+    """What one profile's server answered, or why it did not."""
+
+    profile: str
+    host: str = ""
+    models: Models = dataclasses.field(default_factory=list)
+    error: OllamactlError | None = None
+    message: str = ""
+    done: bool = False
+
+
+def _ask(app: App, answer: _HostAnswer, fetch: Callable[[Client], Models]) -> None:
+    """Fill ``answer`` for its profile (runs in a thread of its own)."""
+    profile_app = App(dataclasses.replace(app.flags, profile=answer.profile), debug=app.debug)
+    try:
+        answer.host = profile_app.settings.base_url
+        answer.models = fetch(profile_app.client)
+    except OllamactlError as e:
+        answer.error, answer.message = e, profile_app.redact(str(e))
+    answer.done = True
+
+
+def _ask_every_profile(app: App, fetch: Callable[[Client], Models]) -> list[_HostAnswer]:
+    """Query every profile in parallel; a host that does not answer in time is an error."""
+    if app.flags.host or app.flags.profile or app.flags.api_key or app.flags.headers:
+        raise UsageError(
+            "--all-profiles cannot be combined with --host, --profile, --api-key or -H"
+        )
+    profiles = load_config().get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise UsageError(
+            f"there are no profiles in {config_path()}",
+            hint="add one with `ollamactl config profile add NAME --host URL`",
+        )
+    answers = [_HostAnswer(str(name)) for name in profiles]
+    threads = [threading.Thread(target=_ask, args=(app, a, fetch), daemon=True) for a in answers]
+    for thread in threads:
+        thread.start()
+    limit = app.flags.read_timeout or FLEET_TIMEOUT
+    deadline = time.monotonic() + limit
+    for thread in threads:  # daemon threads: one still waiting does not delay the exit
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for answer in answers:
+        if not answer.done:
+            answer.error = ServerTimeout(f"no answer within {limit:g}s")
+            answer.message = str(answer.error)
+    return answers
+
+
+def _with_first_column(title: str, cells: list[str], table: str) -> str:
+    """Prepend a column to a table of ``render.table`` (a header line, then a line per row)."""
+    width = max(len(cell) for cell in [title, *cells])
+    lines = table.splitlines()
+    return "".join(
+        f"{cell.ljust(width)}{render.TABLE_PADDING}{line}\n"
+        for cell, line in zip([title, *cells], lines)
+    )
+
+
 def _print_models(
-    models: list[dict[str, Any]],
+    models: Models,
     *,
     as_json: bool,
     quiet: bool,
-    render_table: Callable[[list[dict[str, Any]]], str],
+    render_table: Callable[[Models], str],
+    errors: list[dict[str, str]] | None = None,
 ) -> None:
     if as_json:
-        echo_json({"models": models})
+        echo_json({"models": models, **({"errors": errors} if errors else {})})
     elif quiet:
         for m in models:
             click.echo(m.get("name", ""))
@@ -52,27 +141,70 @@ def _print_models(
         click.echo(render_table(models), nl=False)
 
 
+def _show_models(
+    app: App,
+    fetch: Callable[[Client], Models],
+    *,
+    all_profiles: bool,
+    as_json: bool,
+    quiet: bool,
+    render_table: Callable[[Models], str],
+) -> None:
+    """Print the models of one server, or of every profile with a HOST column."""
+    if not all_profiles:
+        _print_models(fetch(app.client), as_json=as_json, quiet=quiet, render_table=render_table)
+        return
+    answers = _ask_every_profile(app, fetch)
+    models = [{**m, "profile": a.profile, "host": a.host} for a in answers for m in a.models]
+    failed = [a for a in answers if a.error is not None]
+    _print_models(
+        models,
+        as_json=as_json,
+        quiet=quiet,
+        render_table=lambda ms: _with_first_column(
+            "HOST", [m["profile"] for m in ms], render_table(ms)
+        ),
+        errors=[{"profile": a.profile, "host": a.host, "error": a.message} for a in failed],
+    )
+    for answer in failed:
+        where = f"{answer.profile} ({answer.host})" if answer.host else answer.profile
+        click.echo(f"Error: {where}: {answer.message}", err=True)
+    if failed and failed[0].error is not None:
+        raise click.exceptions.Exit(int(failed[0].error.exit_code))
+
+
 @click.command("list")
 @click.argument("prefix", required=False)
 @json_option
 @quiet_option
+@all_profiles_option
 @pass_app
-def list_models(app: App, prefix: str | None, as_json: bool, quiet: bool) -> None:
+def list_models(
+    app: App, prefix: str | None, as_json: bool, quiet: bool, all_profiles: bool
+) -> None:
     """List the models on the server (alias: ls).
 
     PREFIX keeps only names that start with it (case-insensitive, as `ollama list`).
+    With --all-profiles, every profile's server is asked at once and the exit
+    code is that of the first host that failed (3: could not connect).
 
     \b
     Examples:
       ollamactl list
       ollamactl ls llama --json
       ollamactl list -q | xargs -n1 ollamactl pull
+      ollamactl list --all-profiles
     """
-    models = app.client.tags()
-    if prefix:
-        models = [m for m in models if str(m.get("name", "")).lower().startswith(prefix.lower())]
-    _print_models(
-        models,
+
+    def fetch(client: Client) -> Models:
+        models = client.tags()
+        wanted = (prefix or "").lower()
+        return [m for m in models if str(m.get("name", "")).lower().startswith(wanted)]
+
+    _show_models(
+        app,
+        fetch,
+        all_profiles=all_profiles,
         as_json=as_json,
         quiet=quiet,
         render_table=render.model_table,
@@ -83,22 +215,28 @@ def list_models(app: App, prefix: str | None, as_json: bool, quiet: bool) -> Non
 @click.argument("prefix", required=False)
 @json_option
 @quiet_option
+@all_profiles_option
 @pass_app
-def ps(app: App, prefix: str | None, as_json: bool, quiet: bool) -> None:
+def ps(app: App, prefix: str | None, as_json: bool, quiet: bool, all_profiles: bool) -> None:
     """List the models loaded in memory.
 
     PREFIX keeps only names that start with it (case-sensitive, as `ollama ps`).
+    With --all-profiles, every profile's server is asked at once.
 
     \b
     Examples:
       ollamactl ps
       ollamactl ps --json | jq '.models[].name'
+      ollamactl ps --all-profiles
     """
-    models = app.client.ps()
-    if prefix:
-        models = [m for m in models if str(m.get("name", "")).startswith(prefix)]
-    _print_models(
-        models,
+
+    def fetch(client: Client) -> Models:
+        return [m for m in client.ps() if str(m.get("name", "")).startswith(prefix or "")]
+
+    _show_models(
+        app,
+        fetch,
+        all_profiles=all_profiles,
         as_json=as_json,
         quiet=quiet,
         render_table=render.running_table,
@@ -106,7 +244,7 @@ def ps(app: App, prefix: str | None, as_json: bool, quiet: bool) -> None:
 
 
 @click.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete_models)
 @click.option("--license", "views", flag_value="license", multiple=True, help="Show the license.")
 @click.option(
     "--modelfile", "views", flag_value="modelfile", multiple=True, help="Show the Modelfile."
@@ -149,7 +287,7 @@ def show(app: App, model: str, views: tuple[str, ...], verbose: bool, as_json: b
 
 
 @click.command()
-@click.argument("source")
+@click.argument("source", shell_complete=complete_models)
 @click.argument("destination")
 @pass_app
 def cp(app: App, source: str, destination: str) -> None:
@@ -181,7 +319,7 @@ def _expand(app: App, patterns: tuple[str, ...]) -> list[str]:
 
 
 @click.command()
-@click.argument("models", nargs=-1, required=True)
+@click.argument("models", nargs=-1, required=True, shell_complete=complete_models)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
 @pass_app
@@ -216,7 +354,7 @@ def rm(app: App, models: tuple[str, ...], yes: bool, dry_run: bool) -> None:
 
 
 @click.command()
-@click.argument("model", required=False)
+@click.argument("model", required=False, shell_complete=complete_running_models)
 @click.option("--all", "stop_all", is_flag=True, help="Stop every running model.")
 @pass_app
 def stop(app: App, model: str | None, stop_all: bool) -> None:
@@ -295,11 +433,14 @@ def wait(app: App, timeout: float, interval: float) -> None:
     while True:
         try:
             server = app.client.version().get("version", "unknown")
+        except TLSFailed:
+            raise  # a certificate problem does not go away by waiting
         except (ConnectionFailed, APIError) as e:
             if time.monotonic() + interval > deadline:
                 raise ConnectionFailed(
                     f"the server at {app.settings.base_url} was not ready after {timeout:g}s"
-                    f" (last error: {e.message})"
+                    f" (last error: {e.message})",
+                    hint=e.hint,
                 ) from None
             time.sleep(interval)
             continue
@@ -308,7 +449,7 @@ def wait(app: App, timeout: float, interval: float) -> None:
 
 
 @click.command()
-@click.argument("model")
+@click.argument("model", shell_complete=complete_models)
 @pass_app
 def exists(app: App, model: str) -> None:
     """Exit 0 if MODEL is on the server, 5 if it is not; print nothing.

@@ -1,0 +1,116 @@
+"""Completion in the real shells: bash and zsh load completions/ and complete model names.
+
+Names such as ``gemma3:12b`` are the hard part: bash splits words at ``:``
+(COMP_WORDBREAKS), so the candidates must fit what readline replaces.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.ollama_server import OllamaTestServer
+
+ROOT = Path(__file__).resolve().parent.parent
+BASH_SCRIPT = ROOT / "completions" / "ollamactl.bash"
+ZSH_SCRIPT = ROOT / "completions" / "_ollamactl"
+needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+
+
+@pytest.fixture
+def shell_env(server: OllamaTestServer, tmp_path: Path) -> dict[str, str]:
+    """An environment where `ollamactl` runs this checkout against the test server."""
+    server.add_model("gemma3:4b")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    launcher = bin_dir / "ollamactl"
+    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m ollamactl "$@"\n')
+    launcher.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "OLLAMA_HOST": server.url,
+        "TERM": "dumb",
+        "PS1": "$ ",
+        "INPUTRC": "/dev/null",
+        "ZDOTDIR": str(tmp_path),
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "words", "expected"),
+    [
+        ("ollamactl rm gem", ["ollamactl", "rm", "gem"], ["gemma3:4b", "gemma3:12b"]),
+        # bash has split the word at ':'; readline replaces only what follows it
+        ("ollamactl rm gemma3:1", ["ollamactl", "rm", "gemma3", ":", "1"], ["12b"]),
+        ("ollamactl rm gemma3:", ["ollamactl", "rm", "gemma3", ":"], ["4b", "12b"]),
+        ("ollamactl --profile=", ["ollamactl", "--profile", "="], []),
+    ],
+)
+def test_bash_completion_function(
+    shell_env: dict[str, str], line: str, words: list[str], expected: list[str]
+) -> None:
+    script = f"""
+        source {shlex.quote(str(BASH_SCRIPT))}
+        COMP_LINE={shlex.quote(line)}
+        COMP_POINT=${{#COMP_LINE}}
+        COMP_WORDS=({" ".join(map(shlex.quote, words))})
+        COMP_CWORD={len(words) - 1}
+        _ollamactl_completion ollamactl
+        printf '%s\\n' "${{COMPREPLY[@]}}"
+    """
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        env=shell_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stderr == ""
+    assert sorted(done.stdout.split()) == sorted(expected)
+
+
+def type_and_run(shell: pexpect.spawn, keys: list[str]) -> str:
+    """Type ``keys`` (TAB completes), press Enter, and return what the command printed."""
+    for key in keys:
+        shell.send(key)
+    shell.send("\r")
+    shell.expect(r"would delete '([^']*)'")
+    return str(shell.match.group(1))
+
+
+def test_bash_readline_completes_names_with_a_colon(shell_env: dict[str, str]) -> None:
+    bash = pexpect.spawn(
+        "bash", ["--norc", "--noprofile", "-i"], env=shell_env, encoding="utf-8", timeout=20
+    )
+    try:
+        bash.sendline(f"source {shlex.quote(str(BASH_SCRIPT))}")
+        # `gem` extends to the common prefix `gemma3:`, then `1` picks gemma3:12b
+        assert type_and_run(bash, ["ollamactl rm --dry-run gem\t", "1\t"]) == "gemma3:12b"
+        assert type_and_run(bash, ["ollamactl rm --dry-run 'gemma3:4\t"]) == "gemma3:4b"
+        assert type_and_run(bash, ["ollamactl rm --dry-run nom\t"]) == "nomic-embed-text:latest"
+    finally:
+        bash.close(force=True)
+
+
+@needs_zsh
+def test_zsh_completes_names_with_a_colon(shell_env: dict[str, str]) -> None:
+    zsh = pexpect.spawn("zsh", ["-f", "-i"], env=shell_env, encoding="utf-8", timeout=20)
+    try:
+        zsh.sendline(
+            f"autoload -Uz compinit && compinit -u -D && source {shlex.quote(str(ZSH_SCRIPT))}"
+        )
+        zsh.send("ollamactl rm --dry-run gem\t\t")  # the prefix gemma3:, then the list
+        zsh.expect(r"gemma3:(12b|4b) +gemma3:(12b|4b)")
+        assert type_and_run(zsh, ["1\t"]) == "gemma3:12b"
+        assert type_and_run(zsh, ["ollamactl rm --dry-run nom\t"]) == "nomic-embed-text:latest"
+    finally:
+        zsh.close(force=True)
