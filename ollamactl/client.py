@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -38,6 +39,30 @@ JSON = dict[str, Any]
 MAX_LINE_BYTES = 8_000_000
 READ_CHUNK = 65536
 _NOT_FOUND_MARKERS = ("not found", "file does not exist", "no such file or directory")
+_HOST_MISMATCH = "the certificate is not valid for this host name"
+_HOST_MISMATCH_HINT = "use the host name the certificate was issued for, or --insecure-tls"
+_UNTRUSTED_CERT_HINT = (
+    "pass --ca-cert PATH or set REQUESTS_CA_BUNDLE for a private CA,"
+    " or --insecure-tls to skip verification"
+)
+#: Non-JSON answers that come from a gateway or proxy, not from Ollama: (reason, hint).
+_GATEWAY_ERRORS = {
+    502: (
+        "Bad Gateway",
+        "the gateway cannot reach Ollama: is the server behind it running,"
+        " and does the proxy point at the right address?",
+    ),
+    503: ("Service Unavailable", "the gateway or the server is overloaded or starting; retry"),
+    504: (
+        "Gateway Timeout",
+        "the gateway gave up waiting for Ollama (a gateway timeout, not an Ollama error):"
+        " raise the proxy's read timeout (nginx: proxy_read_timeout) for slow model loads",
+    ),
+    524: (
+        "A Timeout Occurred",
+        "Cloudflare gave up waiting for Ollama (a gateway timeout, not an Ollama error)",
+    ),
+}
 
 
 def _is_not_found(message: str) -> bool:
@@ -98,6 +123,7 @@ class Client:
             connect=settings.retries,
             read=settings.retries,
             status=settings.retries,
+            other=0,  # e.g. a failed certificate check: it would fail the same way again
             backoff_factor=0.25,
             status_forcelist=(502, 503, 504),
             allowed_methods=frozenset({"GET", "HEAD"}),
@@ -136,13 +162,15 @@ class Client:
                 stream=stream,
                 timeout=timeout or self.timeout,
                 allow_redirects=True,
+                # Per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE beat session.verify.
+                verify=self.session.verify,
             )
         except requests.exceptions.SSLError as e:
+            reason = _tls_reason(e)
             raise TLSFailed(
-                f"TLS error talking to {url}: {_tls_reason(e)}",
+                f"TLS error talking to {url}: {reason}",
                 url=url,
-                hint="pass --ca-cert PATH or set REQUESTS_CA_BUNDLE for a private CA,"
-                " or --insecure-tls to skip verification",
+                hint=_HOST_MISMATCH_HINT if reason == _HOST_MISMATCH else _UNTRUSTED_CERT_HINT,
             ) from e
         except requests.exceptions.ConnectTimeout as e:
             raise ConnectionFailed(
@@ -151,10 +179,12 @@ class Client:
                 hint="check --host/OLLAMA_HOST and the network; --connect-timeout raises the limit",
             ) from e
         except requests.exceptions.ReadTimeout as e:
-            raise self._idle_timeout(url) from e
+            raise self._idle_timeout(url, (timeout or self.timeout)[1]) from e
         except requests.exceptions.InvalidURL as e:
             raise ConnectionFailed(f"invalid URL {url}: {e}", url=url) from e
         except requests.exceptions.ConnectionError as e:
+            if _gave_up_after_read_timeouts(e):  # requests reports those as ConnectionError
+                raise self._idle_timeout(url, (timeout or self.timeout)[1]) from e
             raise ConnectionFailed(
                 f"could not connect to {self.base_url}: {_connection_reason(e)}",
                 url=url,
@@ -168,9 +198,10 @@ class Client:
                 response.close()
         return response
 
-    def _idle_timeout(self, url: str) -> ServerTimeout:
+    def _idle_timeout(self, url: str, seconds: float | None = None) -> ServerTimeout:
+        seconds = self.timeout[1] if seconds is None else seconds
         return ServerTimeout(
-            f"the server at {self.base_url} sent nothing for {self.timeout[1]:g}s",
+            f"the server at {self.base_url} sent nothing for {seconds:g}s",
             url=url,
             hint="raise --timeout for slow model loads",
         )
@@ -180,10 +211,10 @@ class Client:
         message = _error_message(response)
         if status in (401, 403):
             source = self.settings.credential_source()
-            if status == 403 and message is not None and not source:
+            if status == 403 and not response.content:  # Ollama's allowed-hosts check
                 hint = (
-                    "a server bound to loopback behind a proxy rejects foreign Host headers;"
-                    " the proxy may need to send Host: localhost:11434"
+                    "an empty 403 is Ollama refusing a foreign Host header: a server bound to"
+                    " loopback behind a proxy needs the proxy to send Host: localhost:11434"
                 )
             elif source:
                 hint = f"sent {source}; check that it is valid for this server"
@@ -196,12 +227,21 @@ class Client:
                 status=status,
                 hint=hint,
             )
-        if message is None:
+        if message is None and status in _GATEWAY_ERRORS:
+            title, hint = _GATEWAY_ERRORS[status]
             raise BadResponse(
-                f"the server at {url} answered HTTP {status} with a non-JSON body",
+                f"the gateway at {self.base_url} answered HTTP {status} {title}"
+                f" with {_body_kind(response)}, not the Ollama API",
                 url=url,
                 status=status,
-                hint=f"is the base URL right? e.g. {_example_base(self.base_url)}",
+                hint=hint,
+            )
+        if message is None:
+            raise BadResponse(
+                f"the server at {url} answered HTTP {status} with {_body_kind(response)}",
+                url=url,
+                status=status,
+                hint=_base_url_hint(self.base_url),
             )
         if status == 404 and _is_not_found(message):
             raise ModelNotFound(message, url=url, status=status)
@@ -217,26 +257,28 @@ class Client:
         except ValueError:
             raise BadResponse(
                 f"the server at {response.url} answered HTTP {response.status_code}"
-                " with a non-JSON body",
+                f" with {_body_kind(response)} where JSON was expected",
                 url=response.url,
                 status=response.status_code,
-                hint=f"is the base URL right? e.g. {_example_base(self.base_url)}",
+                hint=_base_url_hint(self.base_url),
             ) from None
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         return self._json(self._send(method, path, body))
 
-    def _stream(self, path: str, body: JSON) -> Iterator[JSON]:
+    def _stream(self, path: str, body: JSON, read_timeout: float | None = None) -> Iterator[JSON]:
         """POST ``body`` and yield every NDJSON event as it arrives.
 
         Every line is checked for ``{"error": ...}``; a broken connection, an idle
-        server and a malformed line each raise a distinct error.
+        server and a malformed line each raise a distinct error. ``read_timeout``
+        replaces the idle timeout for this request (e.g. a pull's stall timeout).
         """
-        response = self._send("POST", path, body, stream=True)
+        timeout = None if read_timeout is None else (self.timeout[0], read_timeout)
+        response = self._send("POST", path, body, stream=True, timeout=timeout)
         url = response.url
         with response:
             pending = b""
-            for chunk in self._chunks(response):
+            for chunk in self._chunks(response, read_timeout):
                 pending += chunk
                 if b"\n" not in chunk:
                     if len(pending) > MAX_LINE_BYTES:
@@ -249,7 +291,9 @@ class Client:
             if pending.strip():
                 yield self._event(pending, url)
 
-    def _chunks(self, response: requests.Response) -> Iterator[bytes]:
+    def _chunks(
+        self, response: requests.Response, read_timeout: float | None = None
+    ) -> Iterator[bytes]:
         """The body's bytes as soon as they arrive (one HTTP chunk, or what a read returns)."""
         raw = response.raw
         url = response.url
@@ -260,11 +304,12 @@ class Client:
                 while chunk := raw.read1(READ_CHUNK, decode_content=True):
                     yield chunk
         except urllib3.exceptions.ReadTimeoutError as e:
-            raise self._idle_timeout(url) from e
+            raise self._idle_timeout(url, read_timeout) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise StreamBroken(
                 f"the connection to {self.base_url} broke in the middle of the response",
                 url=url,
+                hint="the server or a gateway closed it; what arrived was kept, run it again",
             ) from e
 
     def _event(self, line: bytes, url: str) -> JSON:
@@ -291,6 +336,10 @@ class Client:
 
     # -- endpoints ------------------------------------------------------------------------
 
+    def get_json(self, path: str) -> Any:
+        """``GET`` any path under the base URL and parse its JSON (for diagnostics)."""
+        return self._call("GET", path)
+
     def heartbeat(self) -> str:
         """``GET /``: the server's "Ollama is running" banner."""
         response = self._send("GET", "/")
@@ -309,11 +358,22 @@ class Client:
         """``GET /api/ps``: the models loaded in memory."""
         return _models_of(self._call("GET", "/api/ps"), "/api/ps")
 
-    def show(self, model: str, *, verbose: bool = False) -> JSON:
-        """``POST /api/show``."""
+    def show(
+        self,
+        model: str,
+        *,
+        verbose: bool = False,
+        system: str | None = None,
+        options: JSON | None = None,
+    ) -> JSON:
+        """``POST /api/show`` (``system``/``options``: a session's, rendered into the Modelfile)."""
         body: JSON = {"model": model}
         if verbose:
             body["verbose"] = True
+        if system:
+            body["system"] = system
+        if options:
+            body["options"] = options
         return _expect_dict(self._call("POST", "/api/show", body), "/api/show")
 
     def copy(self, source: str, destination: str) -> None:
@@ -344,20 +404,30 @@ class Client:
         return self._stream("/api/chat", body)
 
     def embed(self, body: JSON) -> JSON:
-        """``POST /api/embed``."""
-        return _expect_dict(self._call("POST", "/api/embed", body), "/api/embed")
+        """``POST /api/embed`` (``embeddings`` checked to be a list of vectors)."""
+        answer = _expect_dict(self._call("POST", "/api/embed", body), "/api/embed")
+        vectors = answer.get("embeddings")
+        if vectors is not None and not (
+            isinstance(vectors, list) and all(isinstance(v, list) for v in vectors)
+        ):
+            raise BadResponse("/api/embed answered an unexpected 'embeddings' field")
+        return answer
 
-    def pull(self, model: str, *, insecure: bool = False) -> Iterator[JSON]:
-        """``POST /api/pull``: progress events."""
-        return self._stream("/api/pull", {"model": model, "insecure": insecure})
+    def pull(
+        self, model: str, *, insecure: bool = False, read_timeout: float | None = None
+    ) -> Iterator[JSON]:
+        """``POST /api/pull``: progress events (``read_timeout``: longest silence allowed)."""
+        return self._stream("/api/pull", {"model": model, "insecure": insecure}, read_timeout)
 
-    def push(self, model: str, *, insecure: bool = False) -> Iterator[JSON]:
-        """``POST /api/push``: progress events."""
-        return self._stream("/api/push", {"model": model, "insecure": insecure})
+    def push(
+        self, model: str, *, insecure: bool = False, read_timeout: float | None = None
+    ) -> Iterator[JSON]:
+        """``POST /api/push``: progress events (``read_timeout``: longest silence allowed)."""
+        return self._stream("/api/push", {"model": model, "insecure": insecure}, read_timeout)
 
-    def create(self, body: JSON) -> Iterator[JSON]:
+    def create(self, body: JSON, *, read_timeout: float | None = None) -> Iterator[JSON]:
         """``POST /api/create``: progress events."""
-        return self._stream("/api/create", body)
+        return self._stream("/api/create", body, read_timeout)
 
     def blob_exists(self, digest: str) -> bool:
         """``HEAD /api/blobs/<digest>``."""
@@ -412,9 +482,38 @@ def _models_of(value: Any, path: str) -> list[JSON]:
     return models
 
 
-def _example_base(base_url: str) -> str:
+def _base_url_hint(base_url: str) -> str:
+    """Suggest how to fix a base URL that does not lead to the Ollama API."""
     parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.netloc}/ollama-api" if not parts.path else base_url
+    if not parts.path:
+        return (
+            "is the base URL right? behind a gateway it usually has a path prefix,"
+            f" e.g. {parts.scheme}://{parts.netloc}/ollama-api (`ollamactl doctor` checks it)"
+        )
+    return (
+        f"is the base URL right? {base_url}/api/tags should be the Ollama API;"
+        " check the path prefix (`ollamactl doctor` checks it)"
+    )
+
+
+def _body_kind(response: requests.Response) -> str:
+    """Describe a body that is not Ollama's JSON: an HTML page (with its title), text, nothing."""
+    text = response.text if response.content else ""
+    if not text.strip():
+        return "an empty body"
+    if "html" in response.headers.get("Content-Type", "") or text.lstrip().startswith("<"):
+        title = re.search(r"<title[^>]*>([^<]{1,80})</title>", text, re.IGNORECASE)
+        return f'an HTML page ("{title.group(1).strip()}")' if title else "an HTML page"
+    first_line = text.strip().splitlines()[0][:60]
+    return f"a non-JSON body ({first_line!r})"
+
+
+def _gave_up_after_read_timeouts(error: requests.exceptions.ConnectionError) -> bool:
+    """True when urllib3 retried a GET that timed out while reading, and then gave up."""
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, urllib3.exceptions.MaxRetryError) and isinstance(
+        cause.reason, urllib3.exceptions.ReadTimeoutError
+    )
 
 
 def _connection_reason(error: Exception) -> str:
@@ -437,8 +536,10 @@ def _connection_reason(error: Exception) -> str:
 
 def _tls_reason(error: Exception) -> str:
     text = str(error)
-    if "Hostname mismatch" in text or "doesn't match" in text:
-        return "the certificate does not match the host name"
+    if "mismatch, certificate is not valid" in text or "doesn't match" in text:
+        return _HOST_MISMATCH
+    if "NO_CERTIFICATE_OR_CRL_FOUND" in text:
+        return "the CA bundle holds no certificate (is it a PEM file?)"
     if "WRONG_VERSION_NUMBER" in text:
         return "the server does not speak TLS (try http://)"
     if "CERTIFICATE_VERIFY_FAILED" in text:

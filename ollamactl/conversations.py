@@ -1,0 +1,196 @@
+"""Local, persistent chat conversations: one JSON file per conversation.
+
+Files live in ``<data dir>/chats/<id>.json`` (the data dir is ``$OLLAMACTL_DATA_DIR``,
+else ``$XDG_DATA_HOME/ollamactl`` or the platform's equivalent), mode 0600. Every
+save writes a temporary file in the same folder, fsyncs it and renames it over the
+old one, so a crash or ``kill -9`` leaves the previous or the new version, never a mix.
+Saving happens once per message (the question before it is sent, the answer when
+it is complete), never per token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ollamactl.config import write_private_file
+from ollamactl.errors import UsageError
+
+FORMAT_VERSION = 1
+ID_BYTES = 3  # six hex digits
+TITLE_WIDTH = 48
+#: Message keys that are ollamactl's bookkeeping, not part of the Ollama API.
+LOCAL_KEYS = ("interrupted",)
+
+
+def data_dir() -> Path:
+    """The user data dir of ollamactl (chats, REPL history)."""
+    override = os.environ.get("OLLAMACTL_DATA_DIR")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "ollamactl"
+
+
+def now() -> str:
+    """The current UTC time in RFC 3339 form."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def api_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the API expects it (local bookkeeping keys removed)."""
+    return {k: v for k, v in message.items() if k not in LOCAL_KEYS}
+
+
+@dataclass
+class Conversation:
+    """A chat: its model, its messages and the parameters set during it."""
+
+    id: str
+    model: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    created_at: str = field(default_factory=now)
+    updated_at: str = field(default_factory=now)
+
+    @property
+    def title(self) -> str:
+        """The first line of the first user message, shortened."""
+        for message in self.messages:
+            if message.get("role") == "user" and str(message.get("content", "")).strip():
+                line = str(message["content"]).strip().splitlines()[0]
+                return line if len(line) <= TITLE_WIDTH else line[: TITLE_WIDTH - 3] + "..."
+        return ""
+
+    @property
+    def turns(self) -> int:
+        """How many questions were asked."""
+        return sum(1 for m in self.messages if m.get("role") == "user")
+
+    def api_messages(self) -> list[dict[str, Any]]:
+        """The messages to send to ``/api/chat``."""
+        return [api_message(m) for m in self.messages]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored on disk (and printed by ``chat show --json``)."""
+        return {
+            "version": FORMAT_VERSION,
+            "id": self.id,
+            "model": self.model,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "options": self.options,
+            "messages": self.messages,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Conversation:
+        """Rebuild a conversation from its JSON form (ValueError if it is not one)."""
+        if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+            raise ValueError("not an ollamactl conversation")
+        if not all(isinstance(m, dict) for m in data["messages"]):
+            raise ValueError("a message is not a JSON object")
+        return cls(
+            id=str(data["id"]),
+            model=str(data.get("model", "")),
+            messages=data["messages"],
+            options=dict(data.get("options") or {}),
+            created_at=str(data.get("created_at", "")),
+            updated_at=str(data.get("updated_at", "")),
+        )
+
+
+class ConversationStore:
+    """The folder of saved conversations."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder or data_dir() / "chats"
+
+    def path(self, conversation_id: str) -> Path:
+        """Where a conversation is stored."""
+        return self.folder / f"{conversation_id}.json"
+
+    def new(self, model: str) -> Conversation:
+        """A new, not yet saved conversation with a short unused ID."""
+        while True:
+            conversation_id = secrets.token_hex(ID_BYTES)
+            if not self.path(conversation_id).exists():
+                return Conversation(id=conversation_id, model=model)
+
+    def save(self, conversation: Conversation) -> None:
+        """Write a conversation atomically (temp file, fsync, rename)."""
+        conversation.updated_at = now()
+        text = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=1)
+        try:
+            write_private_file(self.path(conversation.id), text.encode("utf-8"))
+        except OSError as e:
+            raise UsageError(f"cannot save the conversation in {self.folder}: {e}") from None
+
+    def ids(self) -> list[str]:
+        """Every stored ID, the most recently saved first."""
+        try:
+            entries = [e for e in os.scandir(self.folder) if e.name.endswith(".json")]
+        except FileNotFoundError:
+            return []
+        entries.sort(key=lambda e: e.stat().st_mtime_ns, reverse=True)
+        return [e.name[: -len(".json")] for e in entries]
+
+    def resolve(self, reference: str) -> str:
+        """The ID an exact ID or a unique prefix of one refers to."""
+        ids = self.ids()
+        if reference in ids:
+            return reference
+        matches = [i for i in ids if i.startswith(reference)] if reference else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UsageError(f"'{reference}' matches several conversations: {', '.join(matches)}")
+        raise UsageError(
+            f"no conversation '{reference}'", hint="`ollamactl chat list` shows the saved ones"
+        )
+
+    def load(self, reference: str) -> Conversation:
+        """Load a conversation by ID or unique ID prefix."""
+        conversation_id = self.resolve(reference)
+        path = self.path(conversation_id)
+        try:
+            with path.open(encoding="utf-8") as f:
+                return Conversation.from_dict(json.load(f))
+        except (OSError, ValueError, KeyError) as e:
+            raise UsageError(f"cannot read the conversation {path}: {e}") from None
+
+    def latest(self) -> Conversation | None:
+        """The conversation saved last, if any."""
+        ids = self.ids()
+        return self.load(ids[0]) if ids else None
+
+    def all(self) -> tuple[list[Conversation], list[str]]:
+        """Every readable conversation (most recent first) and the errors of unreadable ones."""
+        found, errors = [], []
+        for conversation_id in self.ids():
+            try:
+                found.append(self.load(conversation_id))
+            except UsageError as e:
+                errors.append(e.message)
+        return found, errors
+
+    def delete(self, reference: str) -> str:
+        """Delete a conversation; returns its ID."""
+        conversation_id = self.resolve(reference)
+        try:
+            self.path(conversation_id).unlink()
+        except OSError as e:
+            raise UsageError(f"cannot delete conversation '{conversation_id}': {e}") from None
+        return conversation_id
