@@ -15,6 +15,23 @@ from typing import Any
 TABLE_PADDING = "    "
 
 
+def _whole(value: Any) -> int:
+    """A count sent by the server as an int: 0 when missing or not a finite number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return int(value)
+    return 0
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A JSON object sent by the server, or an empty one when it sent another type."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    """A JSON array sent by the server, or an empty one when it sent another type."""
+    return value if isinstance(value, list) else []
+
+
 def human_bytes(size: int) -> str:
     """Format a byte count with decimal units, as Go's ``format.HumanBytes``.
 
@@ -85,7 +102,7 @@ def _go_round(value: float) -> int:
     return math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)
 
 
-def parse_time(text: str | None) -> datetime | None:
+def parse_time(text: Any) -> datetime | None:
     """Parse an RFC 3339 timestamp as the server sends it (nanoseconds allowed).
 
     >>> parse_time("2026-11-24T21:28:34.382694951Z").isoformat()
@@ -93,7 +110,7 @@ def parse_time(text: str | None) -> datetime | None:
     >>> parse_time("0001-01-01T00:00:00Z") is None
     True
     """
-    if not text:
+    if not text or not isinstance(text, str):
         return None
     head, dot, rest = text.partition(".")
     if dot:
@@ -169,7 +186,7 @@ def model_table(models: Iterable[dict[str, Any]]) -> str:
         [
             str(m.get("name", "")),
             str(m.get("digest", ""))[:12],
-            "-" if m.get("remote_model") else human_bytes(int(m.get("size") or 0)),
+            "-" if m.get("remote_model") else human_bytes(_whole(m.get("size"))),
             human_time(m.get("modified_at")),
         ]
         for m in models
@@ -203,7 +220,7 @@ def running_table(models: list[dict[str, Any]], now: datetime | None = None) -> 
     with_context = any("context_length" in m for m in models)
     rows = []
     for m in models:
-        size, vram = int(m.get("size") or 0), int(m.get("size_vram") or 0)
+        size, vram = _whole(m.get("size")), _whole(m.get("size_vram"))
         expires = parse_time(m.get("expires_at"))
         until = (
             "Stopping..." if expires and expires < now else human_time(m.get("expires_at"), now=now)
@@ -279,8 +296,8 @@ def _number(value: Any) -> str:
 def show_info(info: dict[str, Any], *, verbose: bool = False) -> str:
     """The plain ``show`` layout: Model, Capabilities, Projector, Parameters, ... sections."""
     sections: list[tuple[str, list[list[str]]]] = []
-    details = info.get("details") or {}
-    model_info = info.get("model_info")
+    details = _mapping(info.get("details"))
+    model_info = info.get("model_info") if isinstance(info.get("model_info"), dict) else None
     rows: list[list[str]] = []
     if info.get("remote_host"):
         rows += [["", "Remote model", str(info.get("remote_model", ""))]]
@@ -292,7 +309,7 @@ def show_info(info: dict[str, Any], *, verbose: bool = False) -> str:
         params = details.get("parameter_size") or ""
         count = model_info.get("general.parameter_count")
         if not params and isinstance(count, (int, float)):
-            params = human_number(int(count))
+            params = human_number(_whole(count))
         if params:
             rows.append(["", "parameters", str(params)])
         for key, label in (
@@ -309,9 +326,9 @@ def show_info(info: dict[str, Any], *, verbose: bool = False) -> str:
     if info.get("requires"):
         rows.append(["", "requires", str(info["requires"])])
     sections.append(("Model", rows))
-    if info.get("capabilities"):
+    if _items(info.get("capabilities")):
         sections.append(("Capabilities", [["", str(c)] for c in info["capabilities"]]))
-    projector = info.get("projector_info")
+    projector = _mapping(info.get("projector_info"))
     if projector:
         sections.append(("Projector", _projector_rows(projector)))
     if info.get("parameters"):
@@ -321,7 +338,7 @@ def show_info(info: dict[str, Any], *, verbose: bool = False) -> str:
         sections.append(
             ("Metadata", [["", k, _go_value(model_info[k])] for k in sorted(model_info)])
         )
-    tensors = info.get("tensors") or []
+    tensors = [t for t in _items(info.get("tensors")) if isinstance(t, dict)]
     if tensors and verbose:
         sections.append(
             (
@@ -339,7 +356,7 @@ def show_info(info: dict[str, Any], *, verbose: bool = False) -> str:
 
 
 def _go_array_plain(values: Any) -> str:
-    return "[" + " ".join(str(v) for v in values or []) + "]"
+    return "[" + " ".join(str(v) for v in _items(values)) + "]"
 
 
 def _projector_rows(projector: dict[str, Any]) -> list[list[str]]:
@@ -347,7 +364,7 @@ def _projector_rows(projector: dict[str, Any]) -> list[list[str]]:
     rows = [["", "architecture", arch]] if arch else []
     count = projector.get("general.parameter_count")
     if isinstance(count, (int, float)):
-        rows.append(["", "parameters", human_number(int(count))])
+        rows.append(["", "parameters", human_number(_whole(count))])
     for suffix, label in (
         ("embedding_length", "embedding length"),
         ("projection_dim", "dimensions"),

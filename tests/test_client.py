@@ -66,7 +66,7 @@ def test_sends_token_headers_and_user_agent_to_the_prefixed_path(
         (403, "", AuthFailed, "refused the request (HTTP 403)"),
         (404, {"error": "model 'x' not found"}, ModelNotFound, "model 'x' not found"),
         (500, {"error": "boom"}, APIError, "boom"),
-        (502, NGINX_502, BadResponse, "answered HTTP 502 with a non-JSON body"),
+        (502, NGINX_502, BadResponse, "answered HTTP 502 Bad Gateway with an HTML page"),
         (404, "404 page not found", BadResponse, "is the base URL right?"),
     ],
 )
