@@ -7,15 +7,14 @@ the network or a progress bar.
 
 from __future__ import annotations
 
-import logging
+import importlib
+import os
 import sys
-import traceback
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ollamactl import __version__
-from ollamactl.completion import complete_profiles
 from ollamactl.config import Flags, Settings, redact, resolve
 from ollamactl.errors import ExitCode, Interrupted, OllamactlError
 
@@ -91,13 +90,66 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
+def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from ollamactl.completion import complete_profiles
+
+    return complete_profiles(ctx, param, incomplete)
+
+
 def warn(message: str) -> None:
     """Write a warning line to stderr."""
     click.echo(f"Warning: {message}", err=True)
 
 
+#: Every command, registered explicitly as name -> "module:attribute". A command's module is
+#: imported only when that command runs (``--help`` imports them all to list them), so
+#: ``--version``, ``run --help`` or a TAB press pay for click and this file alone.
+COMMANDS: dict[str, str] = {
+    "run": "ollamactl.commands.generate:run",
+    "chat": "ollamactl.commands.generate:chat",
+    "embed": "ollamactl.commands.generate:embed",
+    "create": "ollamactl.commands.transfer:create",
+    "pull": "ollamactl.commands.transfer:pull",
+    "push": "ollamactl.commands.transfer:push",
+    "list": "ollamactl.commands.models:list_models",
+    "ls": "ollamactl.commands.models:list_models",
+    "ps": "ollamactl.commands.models:ps",
+    "show": "ollamactl.commands.models:show",
+    "cp": "ollamactl.commands.models:cp",
+    "rm": "ollamactl.commands.models:rm",
+    "stop": "ollamactl.commands.models:stop",
+    "version": "ollamactl.commands.models:version",
+    "wait": "ollamactl.commands.models:wait",
+    "exists": "ollamactl.commands.models:exists",
+    "doctor": "ollamactl.commands.doctor:doctor",
+    "config": "ollamactl.commands.config_cmd:config_group",
+    "completion": "ollamactl.completion:completion",
+}
+
+
 class OllamaGroup(click.Group):
-    """The root group: turns every ollamactl error into one line and an exit code."""
+    """The root group: loads commands on demand; every ollamactl error becomes one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def _main_shell_completion(
+        self, ctx_args: Any, prog_name: str, complete_var: str | None = None
+    ) -> None:
+        # Completion requests go through ollamactl's own shell classes (colon-safe bash).
+        name = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        if os.environ.get(name):
+            import ollamactl.completion  # noqa: F401
+
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -114,6 +166,8 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
     app = ctx.find_object(App)
     scrub = app.redact if app else (lambda text: text)
     if app and app.debug:
+        import traceback
+
         click.echo(
             scrub("".join(traceback.format_exception(type(error), error, error.__traceback__))),
             err=True,
@@ -138,7 +192,7 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
     "--profile",
     metavar="NAME",
     help="Use a profile of the config file (env OLLAMACTL_PROFILE).",
-    shell_complete=complete_profiles,
+    shell_complete=_complete_profiles,
 )
 @click.option("--api-key", metavar="TOKEN", help="Bearer token (env OLLAMA_API_KEY).")
 @click.option(
@@ -185,42 +239,13 @@ def cli(ctx: click.Context, debug: bool, headers: tuple[str, ...], **flags: Any)
     """
     ctx.obj = App(Flags(headers=headers, **flags), debug=debug)
     if debug:
+        import logging
+
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("debug: %(message)s"))
         logger = logging.getLogger("ollamactl")
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
-
-
-def _register() -> None:
-    from ollamactl.commands import config_cmd, doctor, generate, models, transfer
-    from ollamactl.completion import completion
-
-    for command in (
-        generate.run,
-        generate.chat,
-        generate.embed,
-        transfer.create,
-        transfer.pull,
-        transfer.push,
-        models.list_models,
-        models.ps,
-        models.show,
-        models.cp,
-        models.rm,
-        models.stop,
-        models.version,
-        models.wait,
-        models.exists,
-        doctor.doctor,
-    ):
-        cli.add_command(command)
-    cli.add_command(models.list_models, name="ls")
-    cli.add_command(config_cmd.config_group)
-    cli.add_command(completion)
-
-
-_register()
 
 
 def main() -> None:

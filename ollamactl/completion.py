@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -89,7 +88,9 @@ class ColonSafeBashComplete(BashComplete):
     _replaced_prefix = ""
 
     def get_completion_args(self) -> tuple[list[str], str]:
-        line = os.environ["COMP_LINE"][: int(os.environ["COMP_POINT"])]
+        if "COMP_LINE" not in os.environ:  # called the way click's own script calls it
+            return super().get_completion_args()
+        line = os.environ["COMP_LINE"][: int(os.environ.get("COMP_POINT", 10**9))]
         # A NUL after the cursor makes the word being typed the last token, even when
         # it is empty ("rm ") or inside an open quote ("rm 'my mo").
         *words, current = split_arg_string(line + "\0")
@@ -177,6 +178,8 @@ def _model_names(ctx: click.Context, endpoint: str) -> list[str]:
 
 
 def _digest(base_url: str) -> str:
+    import hashlib
+
     return hashlib.sha256(base_url.encode()).hexdigest()[:16]
 
 

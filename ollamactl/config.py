@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -185,19 +184,20 @@ def config_path() -> Path:
 def load_config(path: Path | None = None) -> dict[str, Any]:
     """Read the TOML config file; a missing file is an empty config."""
     path = path or config_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on old Pythons only
         import tomli as tomllib
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as e:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"the config file {path} is not valid TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -209,6 +209,8 @@ def write_private_file(path: Path, data: bytes) -> None:
     missing folder is created with mode 0700. Raises OSError.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    import tempfile
+
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -9,7 +9,6 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any
 
 TABLE_PADDING = "    "
@@ -244,6 +243,8 @@ def _go_float(value: float, exponent_at: int) -> str:
     """
     if value == 0 or not math.isfinite(value):
         return {math.inf: "+Inf", -math.inf: "-Inf"}.get(value, "0" if value == 0 else "NaN")
+    from decimal import Decimal
+
     sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
     point = len(digit_tuple) + int(exponent)
     digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"

@@ -432,27 +432,9 @@ def prepare(server: OllamaTestServer, folder: Path) -> dict[str, str]:
     return {"modelfile": str(modelfile)}
 
 
-def implemented(commands: tuple[tuple[str, ...], ...] = EVERY_COMMAND) -> list[tuple[str, ...]]:
-    """The command lines whose command is registered (the others are still being written)."""
-    from ollamactl.cli import cli
-
-    return [args for args in commands if args[0] in cli.commands]
-
-
 def command_params(commands: tuple[tuple[str, ...], ...] = EVERY_COMMAND) -> list[object]:
-    """``commands`` as pytest params, each skipped while its command is not registered."""
-    from ollamactl.cli import cli
-
-    return [
-        pytest.param(
-            args,
-            id=" ".join(args[:1]),
-            marks=pytest.mark.skipif(
-                args[0] not in cli.commands, reason=f"`{args[0]}` is not implemented yet"
-            ),
-        )
-        for args in commands
-    ]
+    """``commands`` as pytest params, named after the command."""
+    return [pytest.param(args, id=" ".join(args[:1])) for args in commands]
 
 
 def fill(args: tuple[str, ...], values: dict[str, str]) -> list[str]:

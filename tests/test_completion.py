@@ -115,6 +115,22 @@ def test_a_warm_cache_completion_does_not_import_requests(
     assert not {"requests", "urllib3"} & set(warm.stderr.split())
 
 
+def test_bash_requests_in_clicks_own_form_are_answered(server: OllamaTestServer) -> None:
+    """Without COMP_LINE (click's protocol: COMP_WORDS/COMP_CWORD) bash completion still works."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMP_")}
+    env |= {
+        "OLLAMA_HOST": server.url,
+        "_OLLAMACTL_COMPLETE": "bash_complete",
+        "COMP_WORDS": "ollamactl rm gem",
+        "COMP_CWORD": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ollamactl"], env=env, capture_output=True, text=True
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "plain,gemma3:12b" in done.stdout.splitlines()
+
+
 @pytest.mark.parametrize("shell", sorted(COMPLETION_FILES))
 def test_committed_completion_scripts_are_what_the_code_generates(shell: str) -> None:
     committed = (ROOT / "completions" / COMPLETION_FILES[shell]).read_text()
