@@ -21,6 +21,7 @@ standard library and curl. Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import compileall
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import chat_history, stream
 from benchmarks.common import (
+    ROOT,
     Row,
     clean_env,
     local_server,
@@ -81,6 +83,25 @@ def measure_list(runs: int, url: str) -> list[Row]:
     ]
 
 
+def measure_run_memory(runs: int, url: str) -> list[Row]:
+    """Peak RSS of a 100,000-token ``run`` written to a file, vs ``python -c pass``."""
+    env = clean_env()
+    base = median_run([sys.executable, "-c", "pass"], env, runs)
+    with tempfile.TemporaryFile() as output:
+        command = [*ollamactl_command(), "--host", url, "run", "tiny:latest", "count"]
+        ours = median_run(command, env, runs, stdout=output.fileno())
+    return [
+        Row(
+            "run, 100,000 tokens, peak RSS",
+            f"{ours.max_rss_mib:.1f} MiB",
+            f"{base.max_rss_mib:.1f} MiB (python -c pass)",
+            ours.max_rss_mib / base.max_rss_mib,
+            f"<= {RSS_LIMIT_MIB:g} MiB",
+            ours.max_rss_mib <= RSS_LIMIT_MIB,
+        )
+    ]
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the report as a Markdown table (paste-able into the README)."""
     print("| measurement | ollamactl | baseline | ratio | target | ok |")
@@ -95,10 +116,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per measurement")
     args = parser.parse_args()
+    # Measure what an installed user runs: modules compiled to bytecode (as pip does), even
+    # where PYTHONDONTWRITEBYTECODE keeps the interpreter from writing it on import.
+    compileall.compile_dir(ROOT / "ollamactl", quiet=1)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as cache, local_server("--token-count", "100000") as url:
         rows += measure_startup(args.runs, url, cache)
         rows += measure_list(args.runs, url)
+        rows += measure_run_memory(max(3, args.runs // 2), url)
         rows += stream.measure(url, max(3, args.runs // 2))
     rows += chat_history.measure()
     print_table(rows)

@@ -22,7 +22,7 @@ def test_importing_the_cli_does_not_import_heavy_modules() -> None:
 
 
 def test_help_and_version_do_not_import_heavy_modules() -> None:
-    for argv in (["--help"], ["--version"], ["list", "--help"]):
+    for argv in (["--help"], ["--version"], ["list", "--help"], ["run", "--help"]):
         code = (
             "import sys\nfrom ollamactl.cli import cli\n"
             f"try:\n    cli.main({argv!r}, prog_name='ollamactl')\nexcept SystemExit:\n    pass"
