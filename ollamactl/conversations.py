@@ -194,3 +194,36 @@ class ConversationStore:
         except OSError as e:
             raise UsageError(f"cannot delete conversation '{conversation_id}': {e}") from None
         return conversation_id
+
+
+def transcript(conversation: Conversation) -> str:
+    """A conversation as the REPL showed it: ``>>> question``, then the answer."""
+    out = []
+    for message in conversation.messages:
+        role, content = message.get("role"), str(message.get("content", ""))
+        if role == "user":
+            images = len(message.get("images") or [])
+            out.append(f">>> {content}" + (f" [{images} image(s)]" if images else "") + "\n")
+        elif role == "assistant":
+            calls = message.get("tool_calls")
+            if calls:
+                content += ("\n" if content else "") + json.dumps(calls, ensure_ascii=False)
+            note = "\n[interrupted]" if message.get("interrupted") else ""
+            out.append(f"{content}{note}\n\n")
+        else:
+            out.append(f"[{role}] {content}\n\n")
+    return "".join(out)
+
+
+def markdown(conversation: Conversation) -> str:
+    """A conversation as a Markdown document (for /export)."""
+    out = [f"# Chat with {conversation.model}\n"]
+    for message in conversation.messages:
+        role = str(message.get("role", "")).capitalize()
+        out.append(f"\n## {role}\n\n{message.get('content', '')}\n")
+        if message.get("tool_calls"):
+            calls = json.dumps(message["tool_calls"], indent=2, ensure_ascii=False)
+            out.append(f"\n```json\n{calls}\n```\n")
+        if message.get("interrupted"):
+            out.append("\n*(interrupted)*\n")
+    return "".join(out)

@@ -19,16 +19,8 @@ from typing import Any, Callable
 import click
 
 from ollamactl import render
-from ollamactl.commands.generate import (
-    Session,
-    Spinner,
-    capabilities,
-    finish_answer,
-    is_multimodal,
-    markdown,
-    transcript,
-)
-from ollamactl.conversations import Conversation, data_dir
+from ollamactl.answer import Spinner, finish_answer
+from ollamactl.conversations import Conversation, data_dir, markdown, transcript
 from ollamactl.errors import APIError, ModelNotFound, OllamactlError, UsageError
 from ollamactl.params import (
     KNOWN_PARAMS,
@@ -38,6 +30,7 @@ from ollamactl.params import (
     read_media,
     unescape_path,
 )
+from ollamactl.session import Session, capabilities, is_multimodal
 
 PROMPT = ">>> "
 CONTINUATION_PROMPT = "... "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ollamactl.commands.generate import WordWrapper
+from ollamactl.answer import WordWrapper
 from tests.conftest import run_cli
 from tests.ollama_server import OllamaTestServer
 

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
 import sys
-import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ollamactl import render
+from ollamactl.answer import Reply, StreamPrinter, finish_answer
 from ollamactl.cli import App, pass_app
 from ollamactl.commands.models import echo_json, json_option
 from ollamactl.completion import complete_models
-from ollamactl.conversations import Conversation, ConversationStore
-from ollamactl.errors import APIError, BadResponse, ModelNotFound, OllamactlError, UsageError
+from ollamactl.conversations import Conversation, ConversationStore, transcript
+from ollamactl.errors import APIError, BadResponse, ModelNotFound, UsageError
 from ollamactl.params import (
     THINK_LEVELS,
     RequestControls,
@@ -38,18 +34,14 @@ from ollamactl.params import (
     parse_think,
     read_media,
 )
+from ollamactl.session import Session, capabilities, is_multimodal
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-GREY = "\x1b[38;5;245m"
-BOLD = "\x1b[1m"
-RESET = "\x1b[0m"
-SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 SESSION_COMMAND = "session"
-NO_MESSAGE: JSON = {}  # stands in for a chat event's missing or malformed message
 
 
 # -- command-line plumbing ----------------------------------------------------------------
@@ -233,20 +225,6 @@ def show_or_pull(app: App, model: str, *, insecure: bool = False) -> JSON:
         return app.client.show(model)
 
 
-def capabilities(info: JSON) -> list[str]:
-    """The model's capabilities from ``/api/show``."""
-    found = info.get("capabilities")
-    return [str(c) for c in found] if isinstance(found, list) else []
-
-
-def is_multimodal(info: JSON) -> bool:
-    """Whether the model takes images or audio (the Go CLI's test, old servers included)."""
-    if {"vision", "audio"} & set(capabilities(info)) or info.get("projector_info"):
-        return True
-    model_info = info.get("model_info")
-    return isinstance(model_info, dict) and any(".vision." in key for key in model_info)
-
-
 def check_can_generate(info: JSON) -> None:
     """Refuse image-generation models, as the Go CLI does."""
     if "image" in capabilities(info):
@@ -261,420 +239,6 @@ def take_prompt_media(text: str, info: JSON) -> tuple[str, list[str]]:
     for path, kind, _ in found:
         click.echo(f"Added {kind} '{path}'", err=True)
     return text, [data for _, _, data in found]
-
-
-# -- output -------------------------------------------------------------------------------
-
-
-def use_color(stream: IO[str]) -> bool:
-    """Escape codes only on a terminal, and not when NO_COLOR is set."""
-    return stream.isatty() and not os.environ.get("NO_COLOR")
-
-
-def char_width(char: str) -> int:
-    """Terminal columns a character takes."""
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-class WordWrapper:
-    """Wrap streamed text on a terminal as the Go CLI does: a word crossing the margin moves down.
-
-    The word already printed is erased (cursor back, clear to end of line) and
-    reprinted on the next line. Used only when the stream is a terminal.
-    """
-
-    def __init__(self, stream: TextIO, width: int) -> None:
-        self.stream = stream
-        self.limit = width - 5
-        self.longest_word = width - 10
-        self.column = 0
-        self.word = ""
-
-    def write(self, text: str) -> None:
-        out = []
-        for char in text:
-            width = char_width(char)
-            if char not in "\r\n" and self.column + width > self.limit:
-                if char in " \t":
-                    out.append("\n")
-                    self.column, self.word = 0, ""
-                    continue
-                word_width = sum(map(char_width, self.word))
-                if self.word and word_width <= self.longest_word:
-                    out.append(f"\x1b[{word_width}D\x1b[K\n{self.word}")
-                    self.column = word_width
-                else:
-                    out.append("\n")
-                    self.column, self.word = 0, ""
-            out.append(char)
-            self.column += width
-            if char in "\r\n":
-                self.column, self.word = 0, ""
-            elif char in " \t" or width > 1:
-                self.word = ""
-            else:
-                self.word += char
-        self.stream.write("".join(out))
-        self.stream.flush()
-
-
-def _writer(stream: TextIO, wrap: bool) -> Callable[[str], None]:
-    """A function writing text to ``stream`` at once, wrapping words on a terminal if asked."""
-    width = shutil.get_terminal_size().columns
-    if wrap and stream.isatty() and width >= 10:
-        return WordWrapper(stream, width).write
-    write, flush = stream.write, stream.flush
-
-    def write_now(text: str) -> None:
-        write(text)
-        flush()
-
-    return write_now
-
-
-class Spinner:
-    """A spinner on stderr while waiting for the first token (only on a terminal)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._drawn = False
-
-    def __enter__(self) -> Spinner:
-        if self.stream.isatty():
-            self._thread = threading.Thread(target=self._spin, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-            if self._drawn:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-
-    def _spin(self) -> None:
-        for frame in itertools.cycle(SPINNER_FRAMES):
-            if self._stop.wait(0.1):
-                return
-            self.stream.write(f"\r{frame} ")
-            self.stream.flush()
-            self._drawn = True
-
-
-@dataclass
-class Reply:
-    """What a streamed answer brought so far (complete, or partial when interrupted)."""
-
-    content: list[str] = field(default_factory=list)
-    thinking: list[str] = field(default_factory=list)
-    tool_calls: list[Any] = field(default_factory=list)
-    final: JSON | None = None
-
-    @property
-    def text(self) -> str:
-        """The answer's text."""
-        return "".join(self.content)
-
-    def message(self) -> JSON:
-        """The assistant message for the chat history."""
-        message: JSON = {"role": "assistant", "content": self.text}
-        if self.thinking:
-            message["thinking"] = "".join(self.thinking)
-        if self.tool_calls:
-            message["tool_calls"] = self.tool_calls
-        return message
-
-    def response_object(self, *, chat: bool) -> JSON:
-        """The final response object with the streamed text filled in (for --json)."""
-        final = dict(self.final or {})
-        if chat:
-            final["message"] = self.message()
-        else:
-            final["response"] = self.text
-            if self.thinking:
-                final["thinking"] = "".join(self.thinking)
-        return final
-
-
-class StreamPrinter:
-    """Shows a streamed answer: tokens to stdout, thinking to stderr, as they arrive."""
-
-    def __init__(self, controls: RequestControls, *, quiet: bool = False) -> None:
-        self.hide_thinking = controls.hide_thinking
-        self.quiet = quiet
-        self.color = use_color(sys.stderr)
-        self._write = _writer(sys.stdout, controls.word_wrap)
-        self._write_thinking = _writer(sys.stderr, controls.word_wrap)
-        self._thinking_open = False
-        self._thinking_ends_line = True
-
-    def stream(self, events: Iterator[JSON], reply: Reply, *, chat: bool) -> None:
-        """Consume ``events`` into ``reply``, showing them as they arrive.
-
-        When Ctrl-C or an error stops the answer, its line is ended on a terminal
-        so that what follows starts on a line of its own.
-        """
-        try:
-            self._consume(events, reply, chat)
-        except (KeyboardInterrupt, OllamactlError):
-            self._close_thinking()
-            shown = not self.quiet and reply.content and sys.stdout.isatty()
-            if shown and not reply.content[-1].endswith("\n"):
-                self._write("\n")
-            raise
-        self._close_thinking()
-
-    def _consume(self, events: Iterator[JSON], reply: Reply, chat: bool) -> None:
-        """The per-token path: kept minimal (it is benchmarked at 100,000 tokens)."""
-        with Spinner(sys.stderr):
-            first = next(events, None)
-        if first is None:
-            return
-        key = "content" if chat else "response"
-        content = reply.content
-        write = None if self.quiet else self._write
-        for event in itertools.chain((first,), events):
-            part = event.get("message") if chat else event
-            if part.__class__ is not dict:
-                part = NO_MESSAGE
-            thought = part.get("thinking")
-            if thought and thought.__class__ is str:
-                self._show_thinking(thought, reply)
-            text = part.get(key)
-            if text and text.__class__ is str:
-                if self._thinking_open:
-                    self._end_thinking()
-                content.append(text)
-                if write is not None:
-                    write(text)
-            calls = part.get("tool_calls")
-            if calls and calls.__class__ is list:
-                reply.tool_calls.extend(calls)
-            if event.get("done"):
-                reply.final = event
-
-    def _show_thinking(self, text: str, reply: Reply) -> None:
-        reply.thinking.append(text)
-        if self.hide_thinking or self.quiet:
-            return
-        if not self._thinking_open:
-            opening = "Thinking...\n"
-            self._write_thinking(f"{GREY}{BOLD}{opening}{RESET}{GREY}" if self.color else opening)
-            self._thinking_open = True
-        self._write_thinking(text)
-        self._thinking_ends_line = text.endswith("\n")
-
-    def _end_thinking(self) -> None:
-        closing = ("" if self._thinking_ends_line else "\n") + "...done thinking.\n\n"
-        self._write_thinking(f"{GREY}{BOLD}{closing}{RESET}" if self.color else closing)
-        self._thinking_open = False
-
-    def _close_thinking(self) -> None:
-        """End an open thinking block (an answer that was all thinking, or interrupted)."""
-        if self._thinking_open:
-            self._end_thinking()
-
-    def tool_call_notes(self, calls: list[Any]) -> None:
-        """Tool calls nobody asked for, described as the Go CLI does."""
-        lines = []
-        for call in calls:
-            function = call.get("function") if isinstance(call, dict) else None
-            if not isinstance(function, dict):
-                function = {}
-            arguments = json.dumps(function.get("arguments", {}), separators=(",", ":"))
-            lines.append(
-                f"  Model called a non-existent function '{function.get('name', '')}()'"
-                f" with arguments: {arguments}"
-            )
-        self._write("\n".join(lines))
-
-
-def go_duration(nanoseconds: int) -> str:
-    """Format a duration as Go's ``time.Duration.String``.
-
-    >>> [go_duration(n) for n in (0, 999, 982_037, 130_079_000, 4_232_710_583, 61_500_000_000)]
-    ['0s', '999ns', '982.037µs', '130.079ms', '4.232710583s', '1m1.5s']
-    >>> go_duration(3_600_000_000_000)
-    '1h0m0s'
-    """
-    if nanoseconds == 0:
-        return "0s"
-    sign, value = ("-" if nanoseconds < 0 else ""), abs(nanoseconds)
-
-    def fraction(part: int, digits: int) -> str:
-        return ("." + str(part).zfill(digits).rstrip("0")) if part else ""
-
-    if value < 1000:
-        return f"{sign}{value}ns"
-    if value < 1_000_000:
-        whole, part = divmod(value, 1000)
-        return f"{sign}{whole}{fraction(part, 3)}µs"
-    if value < 1_000_000_000:
-        whole, part = divmod(value, 1_000_000)
-        return f"{sign}{whole}{fraction(part, 6)}ms"
-    seconds, part = divmod(value, 1_000_000_000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    text = f"{seconds}{fraction(part, 9)}s"
-    if minutes or hours:
-        text = f"{minutes}m{text}"
-    if hours:
-        text = f"{hours}h{text}"
-    return sign + text
-
-
-def stats_summary(final: JSON) -> str:
-    """The ``--verbose`` block of the Go CLI (a row only when its value is above zero).
-
-    >>> final = {"total_duration": 864579129, "prompt_eval_count": 26,
-    ...     "prompt_eval_duration": 2166574, "eval_count": 193, "eval_duration": 606940931}
-    >>> print(stats_summary(final), end="")
-    total duration:       864.579129ms
-    prompt eval count:    26 token(s)
-    prompt eval duration: 2.166574ms
-    prompt eval rate:     12000.51 tokens/s
-    eval count:           193 token(s)
-    eval duration:        606.940931ms
-    eval rate:            317.99 tokens/s
-    """
-
-    def number(key: str) -> int:
-        value = final.get(key)
-        return int(value) if isinstance(value, (int, float)) else 0
-
-    lines = []
-    if number("total_duration") > 0:
-        lines.append(f"total duration:       {go_duration(number('total_duration'))}")
-    if number("load_duration") > 0:
-        lines.append(f"load duration:        {go_duration(number('load_duration'))}")
-    for prefix, label in (("prompt_eval", "prompt eval"), ("eval", "eval")):
-        count, duration = number(f"{prefix}_count"), number(f"{prefix}_duration")
-        pad = " " * (len("prompt eval") - len(label))
-        if count > 0:
-            lines.append(f"{label} count:    {pad}{count} token(s)")
-        if duration > 0:
-            lines.append(f"{label} duration: {pad}{go_duration(duration)}")
-            lines.append(f"{label} rate:     {pad}{count / (duration / 1e9):.2f} tokens/s")
-    return "".join(line + "\n" for line in lines)
-
-
-def finish_answer(reply: Reply, controls: RequestControls, *, blank_lines: bool) -> None:
-    """After a streamed answer: the Go CLI's two newlines, then --verbose statistics."""
-    if blank_lines and not controls.as_json:
-        click.echo("\n")
-    if controls.verbose and reply.final:
-        click.echo(stats_summary(reply.final), err=True, nl=False)
-
-
-# -- chat sessions ------------------------------------------------------------------------
-
-
-class Session:
-    """A conversation with a model: messages, request controls and where it is saved.
-
-    ``store`` is ``None`` for ``run``'s REPL (nothing is saved); ``chat`` saves
-    the conversation before each request (the question) and after it (the answer).
-    """
-
-    def __init__(
-        self,
-        app: App,
-        info: JSON,
-        controls: RequestControls,
-        conversation: Conversation,
-        store: ConversationStore | None = None,
-        tools: list[Any] | None = None,
-    ) -> None:
-        self.app = app
-        self.info = info
-        self.controls = controls
-        self.conversation = conversation
-        self.store = store
-        self.tools = tools
-
-    @property
-    def model(self) -> str:
-        """The model the conversation talks to."""
-        return self.conversation.model
-
-    @property
-    def messages(self) -> list[JSON]:
-        """The history sent with every turn."""
-        return self.conversation.messages
-
-    def set_system(self, text: str) -> None:
-        """Replace the last message if it is a system message, else append one (as Go)."""
-        message = {"role": "system", "content": text}
-        if self.messages and self.messages[-1].get("role") == "system":
-            self.messages[-1] = message
-        else:
-            self.messages.append(message)
-        self.controls.system = text
-
-    def add_user(self, content: str, images: list[str]) -> None:
-        """Append a user message."""
-        message: JSON = {"role": "user", "content": content}
-        if images:
-            message["images"] = images
-        self.messages.append(message)
-
-    def request_fields(self) -> JSON:
-        """The optional request fields, with ``think`` inferred from the model as Go does.
-
-        A model that can think is asked to when --think (or /set think) was not given.
-        """
-        fields = self.controls.request_fields()
-        if "think" not in fields and "thinking" in capabilities(self.info):
-            fields["think"] = True
-        return fields
-
-    def save(self) -> None:
-        """Save the conversation (chat only)."""
-        if self.store is not None:
-            self.conversation.options = dict(self.controls.options)
-            self.store.save(self.conversation)
-
-    def answer(self, *, quiet: bool = False) -> Reply:
-        """Send the history to ``/api/chat`` and show the answer as it streams.
-
-        Ctrl-C keeps the partial answer in the history, marked ``interrupted``, and
-        re-raises KeyboardInterrupt.
-        """
-        body: JSON = {"model": self.model, "messages": self.conversation.api_messages()}
-        body.update(self.request_fields())
-        if self.tools is not None:
-            body["tools"] = self.tools
-            body["stream"] = False
-        self.save()
-        printer = StreamPrinter(self.controls, quiet=quiet or self.tools is not None)
-        reply = Reply()
-        try:
-            printer.stream(self.app.client.chat(body), reply, chat=True)
-        except KeyboardInterrupt:
-            self._record(reply, interrupted=True)
-            raise
-        self._record(reply)
-        if reply.tool_calls and not quiet:
-            if self.tools is not None:
-                echo_json(reply.tool_calls)
-            else:
-                printer.tool_call_notes(reply.tool_calls)
-        elif self.tools is not None and not quiet:
-            click.echo(reply.text)
-        return reply
-
-    def _record(self, reply: Reply, *, interrupted: bool = False) -> None:
-        message = reply.message()
-        if interrupted:
-            message["interrupted"] = True
-        self.messages.append(message)
-        self.save()
 
 
 # -- run ----------------------------------------------------------------------------------
@@ -990,39 +554,6 @@ def chat_rm(conversation_ids: tuple[str, ...]) -> None:
     store = ConversationStore()
     for reference in conversation_ids:
         click.echo(f"deleted conversation '{store.delete(reference)}'")
-
-
-def transcript(conversation: Conversation) -> str:
-    """A conversation as the REPL showed it: ``>>> question``, then the answer."""
-    out = []
-    for message in conversation.messages:
-        role, content = message.get("role"), str(message.get("content", ""))
-        if role == "user":
-            images = len(message.get("images") or [])
-            out.append(f">>> {content}" + (f" [{images} image(s)]" if images else "") + "\n")
-        elif role == "assistant":
-            calls = message.get("tool_calls")
-            if calls:
-                content += ("\n" if content else "") + json.dumps(calls, ensure_ascii=False)
-            note = "\n[interrupted]" if message.get("interrupted") else ""
-            out.append(f"{content}{note}\n\n")
-        else:
-            out.append(f"[{role}] {content}\n\n")
-    return "".join(out)
-
-
-def markdown(conversation: Conversation) -> str:
-    """A conversation as a Markdown document (for /export)."""
-    out = [f"# Chat with {conversation.model}\n"]
-    for message in conversation.messages:
-        role = str(message.get("role", "")).capitalize()
-        out.append(f"\n## {role}\n\n{message.get('content', '')}\n")
-        if message.get("tool_calls"):
-            calls = json.dumps(message["tool_calls"], indent=2, ensure_ascii=False)
-            out.append(f"\n```json\n{calls}\n```\n")
-        if message.get("interrupted"):
-            out.append("\n*(interrupted)*\n")
-    return "".join(out)
 
 
 # -- embed --------------------------------------------------------------------------------
