@@ -89,6 +89,19 @@ class App:
 
 pass_app = click.make_pass_decorator(App)
 
+#: ``-H`` and ``--ca-cert``: global options, and fields of ``config profile add``.
+header_option = click.option(
+    "-H",
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="HTTP header for every request (repeatable).",
+)
+ca_cert_option = click.option(
+    "--ca-cert", metavar="PATH", help="CA bundle to verify the server's certificate."
+)
+
 
 def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     from ollamactl.completion import complete_profiles
@@ -195,15 +208,8 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
     shell_complete=_complete_profiles,
 )
 @click.option("--api-key", metavar="TOKEN", help="Bearer token (env OLLAMA_API_KEY).")
-@click.option(
-    "-H",
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="Extra HTTP header for every request (repeatable).",
-)
-@click.option("--ca-cert", metavar="PATH", help="CA bundle to verify the server's certificate.")
+@header_option
+@ca_cert_option
 @click.option(
     "--insecure-tls", is_flag=True, default=None, help="Do not verify TLS certificates (unsafe)."
 )

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ollamactl import render
+from ollamactl.cli import ca_cert_option, header_option
 from ollamactl.completion import complete_profiles
 from ollamactl.config import (
     _is_secret_header,
@@ -472,15 +473,8 @@ def profile_group() -> None:
     is_flag=True,
     help="Read the bearer token from stdin and keep it in the file (mode 0600).",
 )
-@click.option(
-    "-H",
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="HTTP header for every request (repeatable).",
-)
-@click.option("--ca-cert", metavar="PATH", help="CA bundle to verify the server's certificate.")
+@header_option
+@ca_cert_option
 @click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
 def profile_add(
     name: str,
