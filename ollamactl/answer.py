@@ -14,7 +14,8 @@ import shutil
 import sys
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, MutableSequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
@@ -138,14 +139,22 @@ class Spinner:
 class Reply:
     """What a streamed answer brought so far (complete, or partial when interrupted)."""
 
-    content: list[str] = field(default_factory=list)
+    content: MutableSequence[str] = field(default_factory=list)
     thinking: list[str] = field(default_factory=list)
     tool_calls: list[Any] = field(default_factory=list)
     final: JSON | None = None
 
+    @classmethod
+    def display_only(cls) -> Reply:
+        """A reply that keeps only the last chunk of text: for answers nobody reads back.
+
+        A long one-shot ``run`` then holds no copy of its answer in memory.
+        """
+        return cls(content=deque(maxlen=1))
+
     @property
     def text(self) -> str:
-        """The answer's text."""
+        """The answer's text (its last chunk for a display-only reply)."""
         return "".join(self.content)
 
     def message(self) -> JSON:

@@ -308,7 +308,7 @@ def _generate_once(session: Session, text: str) -> None:
         body["images"] = images
     body.update(session.request_fields())
     printer = StreamPrinter(controls, quiet=controls.as_json)
-    reply = Reply()
+    reply = Reply() if controls.as_json else Reply.display_only()
     printer.stream(session.app.client.generate(body), reply, chat=False)
     if reply.tool_calls and not controls.as_json:
         printer.tool_call_notes(reply.tool_calls)
