@@ -106,6 +106,8 @@ def parse_time(text: Any) -> datetime | None:
 
     >>> parse_time("2026-11-24T21:28:34.382694951Z").isoformat()
     '2026-11-24T21:28:34.382694+00:00'
+    >>> parse_time("2026-11-25T12:14:48.039015+01:00").isoformat()
+    '2026-11-25T12:14:48.039015+01:00'
     >>> parse_time("0001-01-01T00:00:00Z") is None
     True
     """
@@ -113,8 +115,8 @@ def parse_time(text: Any) -> datetime | None:
         return None
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
+        zone = rest.lstrip("0123456789")
+        digits = rest[: len(rest) - len(zone)]
         text = f"{head}.{digits[:6]}{zone}"
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

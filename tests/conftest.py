@@ -68,11 +68,19 @@ def gateway_server() -> Iterator[OllamaTestServer]:
         yield srv
 
 
+def cli_runner() -> CliRunner:
+    """A CliRunner that keeps stderr apart from stdout (click 8.1, for Python 3.9, mixes them)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:  # click >= 8.2: always separate
+        return CliRunner()
+
+
 def run_cli(
     *args: str, input: str | None = None, env: dict[str, str] | None = None, **kwargs: Any
 ) -> Result:
     """Run the real CLI in-process; stdout and stderr stay separate."""
-    return CliRunner().invoke(
+    return cli_runner().invoke(
         cli,
         list(args),
         input=input,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import responses
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +24,7 @@ from ollamactl.config import HostURL, parse_header, parse_host
 from ollamactl.errors import UsageError
 from ollamactl.modelfile import parse, plan_create
 from ollamactl.params import parse_format, parse_keep_alive, parse_options, parse_think
+from tests.conftest import cli_runner
 
 # Hypothesis's failure report (its patch writer) trips this warning, an error in this suite.
 pytestmark = pytest.mark.filterwarnings(
@@ -248,7 +249,7 @@ def run_against(body: bytes | str, method: str, path: str, *args: str) -> Result
             f"{BASE}/api/show",
             json={"capabilities": ["completion", "embedding"], "details": {}, "model_info": {}},
         )
-        return CliRunner().invoke(
+        return cli_runner().invoke(
             cli, ["--host", BASE, "--retries", "0", *args], catch_exceptions=True
         )
 
@@ -313,5 +314,5 @@ def test_embed_renders_any_embed_answer(body: Any) -> None:
 def test_version_renders_any_version_answer(body: Any) -> None:
     with responses.RequestsMock() as mock:
         mock.get(f"{BASE}/api/version", body=dumps(body))
-        result = CliRunner().invoke(cli, ["--host", BASE, "version"], catch_exceptions=True)
+        result = cli_runner().invoke(cli, ["--host", BASE, "version"], catch_exceptions=True)
     assert_clean(result)
