@@ -87,13 +87,13 @@ def bar_suffix(completed: int, total: int, rate: float | None) -> str:
 
 
 def event_bar_label(kind: str, event: Mapping[str, Any]) -> str:
-    """The label of a digest's bar, as the Go CLI writes it.
+    """The label of a digest's bar, as the Go CLI writes it (push and pull ignore the status).
 
     >>> digest = "sha256:4f058a53051a7df0bb0560ba2d07ee8fb24e60c0b5910101f8955fa1e1948c6c"
     >>> event_bar_label("pull", {"status": "pulling 4f058a53051a", "digest": digest})
     'pulling 4f058a53051a:'
     >>> event_bar_label("push", {"status": "pushing 4f058a53051a", "digest": digest})
-    'pushing 4f058a53051a'
+    'pushing 4f058a53051a...'
     >>> event_bar_label("create", {"status": "", "digest": digest})
     'pulling 4f058a53051a...'
     """
@@ -101,9 +101,9 @@ def event_bar_label(kind: str, event: Mapping[str, Any]) -> str:
     short = digest.removeprefix("sha256:")[:12]
     if kind == "pull":
         return f"pulling {short}:"
-    status = str(event.get("status") or "")
-    verb = "pushing" if kind == "push" else "pulling"
-    return status or f"{verb} {short}..."
+    if kind == "push":
+        return f"pushing {short}..."
+    return str(event.get("status") or "") or f"pulling {short}..."
 
 
 def _int(value: Any) -> int:

@@ -225,8 +225,8 @@ def test_push_shows_progress_and_prints_where_the_model_is(server: OllamaTestSer
     assert result.stdout == "https://ollama.com/tiny\n"
     lines = result.stderr.splitlines()
     assert lines[0] == "retrieving manifest"
-    assert re.fullmatch(r"pushing [0-9a-f]{12} +\d+% .*/605 KB", lines[1])
-    assert any(re.fullmatch(r"pushing [0-9a-f]{12} 100% 605 KB", line) for line in lines)
+    assert re.fullmatch(r"pushing [0-9a-f]{12}\.\.\. +\d+% .*/605 KB", lines[1])
+    assert any(re.fullmatch(r"pushing [0-9a-f]{12}\.\.\. 100% 605 KB", line) for line in lines)
     assert lines[-3:] == ["pushing manifest", "success", "You can find your model at:"]
     assert "tiny:latest" in server.registry
 
