@@ -179,6 +179,20 @@ def test_stop_one_and_all(server: OllamaTestServer) -> None:
     assert server.running == {}
 
 
+def test_stop_all_goes_on_after_a_failure_and_exits_non_zero(server: OllamaTestServer) -> None:
+    for name in ("tiny:latest", "gemma3:12b"):
+        server.running[name] = {
+            **server.models[name],
+            "expires_at": "2030-01-01T00:00:00Z",
+            "size_vram": 0,
+        }
+    server.add_fault("/api/generate", status=500, body='{"error":"unload failed"}', times=1)
+    result = on(server, "stop", "--all")
+    assert result.exit_code == 1
+    assert "Warning: unable to stop model" in result.stderr and "unload failed" in result.stderr
+    assert len(server.running) == 1 and "stopped '" in result.stderr
+
+
 def test_stop_unknown_model(server: OllamaTestServer) -> None:
     result = on(server, "stop", "nope")
     assert result.exit_code == 5

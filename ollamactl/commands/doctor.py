@@ -343,7 +343,11 @@ def _auth(client: Client, settings: Settings) -> Check:
         models = client.tags()
     except OllamactlError as e:
         return _fail("Auth", e.message, e.hint, int(e.exit_code))
-    return Check("Auth", OK, f"/api/tags answered with {len(models)} models; {sent}")
+    return Check(
+        "Auth",
+        OK,
+        f"/api/tags answered with {len(models)} model{'' if len(models) == 1 else 's'}; {sent}",
+    )
 
 
 # -- the command ----------------------------------------------------------------------------

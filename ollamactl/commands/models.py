@@ -371,9 +371,17 @@ def stop(app: App, model: str | None, stop_all: bool) -> None:
         running = [str(m.get("name")) for m in app.client.ps()]
         if not running:
             click.echo("no models are running", err=True)
+        failures: list[OllamactlError] = []
         for name in running:
-            app.client.unload(name)
+            try:
+                app.client.unload(name)
+            except OllamactlError as e:  # say so, and stop the others all the same
+                warn(app.redact(f"unable to stop model '{name}': {e}"))
+                failures.append(e)
+                continue
             click.echo(f"stopped '{name}'", err=True)
+        if failures:
+            raise click.exceptions.Exit(int(failures[0].exit_code))
         return
     assert model is not None
     try:
