@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -18,14 +17,14 @@ SERVER_SCRIPT = ROOT / "tests" / "ollama_server.py"
 
 
 def ollamactl_command() -> list[str]:
-    """How a user starts ollamactl here: the console script if installed, else ``python -m``."""
-    script = shutil.which("ollamactl")
-    return [script] if script else [sys.executable, "-m", "ollamactl"]
+    """How the console script starts ollamactl, bound to this checkout (whatever is installed)."""
+    return [sys.executable, "-c", "from ollamactl.cli import main; main()"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without the user's Ollama settings, plus ``extra``."""
+    """The environment minus the user's Ollama settings, importing this checkout, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OLLAMACTL_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
 

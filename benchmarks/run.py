@@ -9,6 +9,8 @@ in the same run on the same machine, so the ratios hold on slower or faster mach
 - peak RSS <= 40 MiB for ``list`` and for a 100,000-token ``run``;
 - streaming (from benchmarks/stream.py): >= 50,000 tokens/s rendered by ``run`` into a file,
   time to first token <= 10 ms after ``curl -N`` sees it;
+- drawing pull progress (from benchmarks/progress.py): at most 2x the CPU of consuming the
+  same 10,000-event stream with terminal bars or no display, 3x for plain and json lines;
 - a chat of 1,000 saved turns loads and appends in time linear in its size (2,000 turns cost
   at most 2.5x 1,000 turns), memory likewise.
 
@@ -28,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import chat_history, stream
+from benchmarks import chat_history, progress, stream
 from benchmarks.common import (
     ROOT,
     Row,
@@ -126,6 +128,7 @@ def main() -> int:
         rows += measure_run_memory(max(3, args.runs // 2), url)
         rows += stream.measure(url, max(3, args.runs // 2))
     rows += chat_history.measure()
+    rows += progress.rows(*progress.sample(runs=5, event_count=10_000))
     print_table(rows)
     return 0 if all(r.ok for r in rows) else 1
 
