@@ -61,6 +61,7 @@ class WordWrapper:
         self.word = ""
 
     def write(self, text: str) -> None:
+        """Print a chunk of the answer at once, moving a word that crosses the margin down."""
         out = []
         for char in text:
             width = char_width(char)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ollamactl import __version__
-from ollamactl.config import Flags, Settings, redact, resolve
+from ollamactl.config import Flags, Settings, _is_secret_header, redact, resolve
 from ollamactl.errors import ExitCode, Interrupted, OllamactlError
 
 if TYPE_CHECKING:
@@ -72,7 +73,11 @@ class App:
     def _warn_about_transport(self, settings: Settings) -> None:
         if settings.insecure_tls:
             warn("TLS certificate verification is disabled (--insecure-tls)")
-        sends_credentials = bool(settings.api_key or settings.host.password or settings.headers)
+        sends_credentials = bool(
+            settings.api_key
+            or settings.host.password
+            or any(_is_secret_header(name) for name in settings.headers)
+        )
         if sends_credentials and settings.host.scheme == "http" and not settings.host.is_loopback:
             warn(
                 f"credentials are sent over plain http:// to {settings.host.host};"
@@ -88,6 +93,7 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: ``-H`` and ``--ca-cert``: global options, and fields of ``config profile add``.
 header_option = click.option(
@@ -103,6 +109,20 @@ ca_cert_option = click.option(
 )
 
 
+def json_option(func: F) -> F:
+    """``--json``: print the API objects as returned, for scripts."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the API response as JSON.")(
+        func
+    )
+
+
+def echo_json(value: Any) -> None:
+    """Print a value as JSON on stdout."""
+    from ollamactl import render
+
+    click.echo(render.to_json(value))
+
+
 def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     from ollamactl.completion import complete_profiles
 
@@ -115,8 +135,9 @@ def warn(message: str) -> None:
 
 
 #: Every command, registered explicitly as name -> "module:attribute". A command's module is
-#: imported only when that command runs (``--help`` imports them all to list them), so
-#: ``--version``, ``run --help`` or a TAB press pay for click and this file alone.
+#: imported only when that command is used (``--help`` imports them all to list them), so
+#: ``--version`` pays for click and this file alone, and ``run --help`` or a TAB press on
+#: ``run`` also for the generate module (never for requests or tqdm).
 COMMANDS: dict[str, str] = {
     "run": "ollamactl.commands.generate:run",
     "chat": "ollamactl.commands.generate:chat",
@@ -259,4 +280,4 @@ def main() -> None:
     cli(prog_name="ollamactl")
 
 
-__all__ = ["App", "ExitCode", "cli", "main", "pass_app", "warn"]
+__all__ = ["App", "ExitCode", "cli", "echo_json", "json_option", "main", "pass_app", "warn"]

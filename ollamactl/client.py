@@ -20,7 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ollamactl import __version__
-from ollamactl.config import Settings, redact
+from ollamactl.config import Settings
 from ollamactl.errors import (
     APIError,
     AuthFailed,
@@ -30,6 +30,7 @@ from ollamactl.errors import (
     ServerTimeout,
     StreamBroken,
     TLSFailed,
+    UsageError,
 )
 
 log = logging.getLogger("ollamactl.http")
@@ -103,7 +104,6 @@ class Client:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base_url = settings.base_url
-        self._secrets = settings.secrets
         custom = set(settings.headers)
         session = _OriginBoundSession(self.base_url, custom)
         session.headers["User-Agent"] = f"ollamactl/{__version__}"
@@ -182,6 +182,12 @@ class Client:
             raise self._idle_timeout(url, (timeout or self.timeout)[1]) from e
         except requests.exceptions.InvalidURL as e:
             raise ConnectionFailed(f"invalid URL {url}: {e}", url=url) from e
+        except requests.exceptions.InvalidHeader:
+            # requests' message quotes the header's value, which may be a secret
+            raise UsageError(
+                "a header value cannot be sent (a line break or a leading space?)",
+                hint="check --api-key/OLLAMA_API_KEY, -H and the profile's headers",
+            ) from None
         except requests.exceptions.ConnectionError as e:
             if _gave_up_after_read_timeouts(e):  # requests reports those as ConnectionError
                 raise self._idle_timeout(url, (timeout or self.timeout)[1]) from e
@@ -190,13 +196,54 @@ class Client:
                 url=url,
                 hint="is the server running and is --host/OLLAMA_HOST right?",
             ) from e
+        except requests.exceptions.TooManyRedirects as e:
+            raise BadResponse(
+                f"the server at {self.base_url} redirects in a loop",
+                url=url,
+                hint="check the base URL's scheme (http/https) and path prefix, and the gateway",
+            ) from e
+        except requests.exceptions.ChunkedEncodingError as e:
+            raise self._broken(url) from e
+        except requests.exceptions.ContentDecodingError as e:
+            raise self._undecodable(url) from e
+        except requests.RequestException as e:
+            raise ConnectionFailed(
+                f"the request to {url} failed: {type(e).__name__}", url=url
+            ) from e
         log.debug("%s %s -> HTTP %s", method, url, response.status_code)
         if response.status_code >= 400:
             try:
+                self._body_text(response)  # read now, so that a cut-off body is StreamBroken
                 self._raise_for_status(response)
             finally:
                 response.close()
         return response
+
+    def _broken(self, url: str) -> StreamBroken:
+        return StreamBroken(
+            f"the connection to {self.base_url} broke in the middle of the response",
+            url=url,
+            hint="the server or a gateway closed it; what arrived was kept, run it again",
+        )
+
+    def _body_text(self, response: requests.Response) -> str:
+        """The whole body as text; a connection that breaks while it arrives is StreamBroken."""
+        try:
+            return response.text
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ConnectionError,
+        ) as e:
+            raise self._broken(response.url) from e
+        except requests.exceptions.ContentDecodingError as e:
+            raise self._undecodable(response.url) from e
+
+    def _undecodable(self, url: str) -> BadResponse:
+        return BadResponse(
+            f"the server at {self.base_url} sent a body that does not decode"
+            " (a broken gzip/deflate encoding)",
+            url=url,
+        )
 
     def _idle_timeout(self, url: str, seconds: float | None = None) -> ServerTimeout:
         seconds = self.timeout[1] if seconds is None else seconds
@@ -249,7 +296,7 @@ class Client:
 
     def _json(self, response: requests.Response) -> Any:
         with response:
-            text = response.text
+            text = self._body_text(response)
         if not text.strip():
             return None
         try:
@@ -306,11 +353,7 @@ class Client:
         except urllib3.exceptions.ReadTimeoutError as e:
             raise self._idle_timeout(url, read_timeout) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise StreamBroken(
-                f"the connection to {self.base_url} broke in the middle of the response",
-                url=url,
-                hint="the server or a gateway closed it; what arrived was kept, run it again",
-            ) from e
+            raise self._broken(url) from e
 
     def _event(self, line: bytes, url: str) -> JSON:
         try:
@@ -330,21 +373,11 @@ class Client:
             raise APIError(message, url=url)
         return event
 
-    def redact(self, text: str) -> str:
-        """Remove this client's secrets from ``text``."""
-        return redact(text, self._secrets)
-
     # -- endpoints ------------------------------------------------------------------------
 
     def get_json(self, path: str) -> Any:
         """``GET`` any path under the base URL and parse its JSON (for diagnostics)."""
         return self._call("GET", path)
-
-    def heartbeat(self) -> str:
-        """``GET /``: the server's "Ollama is running" banner."""
-        response = self._send("GET", "/")
-        with response:
-            return response.text
 
     def version(self) -> JSON:
         """``GET /api/version``."""
@@ -509,11 +542,11 @@ def _body_kind(response: requests.Response) -> str:
 
 
 def _gave_up_after_read_timeouts(error: requests.exceptions.ConnectionError) -> bool:
-    """True when urllib3 retried a GET that timed out while reading, and then gave up."""
+    """True when a read timed out: after urllib3's retries, or while the body arrived."""
     cause = error.args[0] if error.args else None
-    return isinstance(cause, urllib3.exceptions.MaxRetryError) and isinstance(
-        cause.reason, urllib3.exceptions.ReadTimeoutError
-    )
+    if isinstance(cause, urllib3.exceptions.MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, urllib3.exceptions.ReadTimeoutError)
 
 
 def _connection_reason(error: Exception) -> str:

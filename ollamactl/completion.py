@@ -2,8 +2,9 @@
 
 Completion runs the program on every TAB, so this module stays cheap to import and
 never prints: its output *is* the protocol. Model names come from the server with a
-short timeout and are cached per server for a short time in the user cache dir, so
-a second TAB reads one small file and does not even import requests.
+short timeout and are cached per server (base URL) for a short time in the user cache
+dir. The cache is read before any credential is resolved, so a second TAB reads one
+small file: it neither imports requests nor runs a profile's ``api_key_cmd``.
 """
 
 from __future__ import annotations
@@ -166,12 +167,12 @@ def _model_names(ctx: click.Context, endpoint: str) -> list[str]:
         root = ctx.find_root().params
         flags = {f.name: root.get(f.name) for f in dataclasses.fields(Flags)}
         flags["headers"] = tuple(root.get("headers") or ())
-        settings = resolve(Flags(**flags))
-        path = cache_dir() / f"{endpoint}-{_digest(settings.base_url)}.json"
-        names = _read_cache(path, settings.base_url, CACHE_SECONDS[endpoint])
-        if names is None:
-            names = _fetch(settings, endpoint)
-            write_private_file(path, _cache_entry(settings.base_url, names))
+        base_url = resolve(Flags(**flags), with_secrets=False).base_url
+        path = cache_dir() / f"{endpoint}-{_digest(base_url)}.json"
+        names = _read_cache(path, base_url, CACHE_SECONDS[endpoint])
+        if names is None:  # only now run a profile's api_key_cmd or read its api_key_env
+            names = _fetch(resolve(Flags(**flags)), endpoint)
+            write_private_file(path, _cache_entry(base_url, names))
         return names
     except Exception:  # a TAB must never show a traceback or an error: no candidates instead
         return []

@@ -6,7 +6,7 @@ Every setting is resolved by :func:`resolve` in one place, highest first:
 2. the profile chosen explicitly (``--profile NAME`` or ``OLLAMACTL_PROFILE``);
 3. environment variables (``OLLAMA_HOST``, ``OLLAMA_API_KEY``, ...);
 4. the config file's ``default_profile``;
-5. built-in defaults (``http://127.0.0.1:11434``).
+5. built-in defaults (:data:`DEFAULT_HOST`, ``http://127.0.0.1:11434``).
 
 This module never imports requests, so ``--help`` and completion stay fast.
 """
@@ -25,8 +25,9 @@ from urllib.parse import unquote
 
 from ollamactl.errors import ConfigError, UsageError
 
-DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 11434
+DEFAULT_HOST = f"http://{DEFAULT_ADDRESS}:{DEFAULT_PORT}"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2
@@ -133,7 +134,7 @@ def parse_host(value: str) -> HostURL:
                 f"invalid port {port_text!r} in host {raw!r}", hint="ports are 0-65535"
             )
         port = int(port_text)
-    return HostURL(scheme, host or "127.0.0.1", port, path, username, password)
+    return HostURL(scheme, host or DEFAULT_ADDRESS, port, path, username, password)
 
 
 def _split_host_port(hostport: str) -> tuple[str, str]:
@@ -314,10 +315,11 @@ def redact(text: str, secrets: list[str]) -> str:
 
 
 def _profile_table(config: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
+    """The table of profile ``name``; UsageError naming the known profiles if there is none."""
     profiles = config.get("profiles", {})
     if not isinstance(profiles, dict) or not isinstance(profiles.get(name), dict):
         known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) and profiles else "none"
-        raise UsageError(f"unknown profile {name!r} (profiles in {path}: {known})")
+        raise UsageError(f"unknown profile {name!r}", hint=f"profiles in {path}: {known}")
     table: dict[str, Any] = profiles[name]
     return table
 
@@ -346,17 +348,12 @@ def _secret_from_profile(table: Mapping[str, Any], name: str, env: Mapping[str, 
     return None
 
 
-def _layer_from_profile(
-    table: Mapping[str, Any], name: str, env: Mapping[str, str]
-) -> dict[str, Any]:
-    """Map a profile table onto setting names."""
+def _layer_from_profile(table: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Map a profile table onto setting names (its API key is resolved later, if needed)."""
     layer: dict[str, Any] = {}
     for key in ("host", "ca_cert", "insecure_tls", "connect_timeout", "read_timeout", "retries"):
         if key in table:
             layer[key] = table[key]
-    api_key = _secret_from_profile(table, name, env)
-    if api_key is not None:
-        layer["api_key"] = api_key
     headers = table.get("headers", {})
     if not isinstance(headers, dict):
         raise ConfigError(f"profile {name!r}: headers must be a table of name = value")
@@ -398,54 +395,76 @@ def _layer_from_flags(flags: Flags) -> dict[str, Any]:
     return layer
 
 
+@dataclass
+class _Layer:
+    """One source of settings: its description, its values, and its profile (if any)."""
+
+    origin: str
+    values: dict[str, Any]
+    profile: tuple[str, Mapping[str, Any]] | None = None
+
+
 def resolve(
     flags: Flags,
     env: Mapping[str, str] | None = None,
     config: Mapping[str, Any] | None = None,
+    *,
+    with_secrets: bool = True,
 ) -> Settings:
     """Resolve the effective settings from flags, environment and config file.
 
     Precedence, highest first: flags, the explicitly chosen profile, environment,
     the config's ``default_profile``, built-in defaults. Headers merge across
-    layers (a higher layer wins for the same name). A profile's credentials are
-    bound to its host: when a flag or the environment overrides that host, the
-    profile's API key and secret headers are not sent.
+    layers (a higher layer wins for the same name). Credentials are bound to
+    their host: when another layer supplies the host, a profile's API key and
+    secret headers are not sent (its ``api_key_env``/``api_key_cmd`` is not even
+    run), nor is ``OLLAMA_API_KEY`` when ``OLLAMA_HOST`` was overridden or the host
+    is that of the chosen profile. ``with_secrets=False`` skips running key sources at all (for a
+    caller that only needs the base URL, such as shell completion).
     """
     env = os.environ if env is None else env
     path = config_path()
     if config is None:
         config = load_config(path)
-    layers: list[tuple[str, dict[str, Any]]] = [("flag", _layer_from_flags(flags))]
+    layers = [_Layer("flag", _layer_from_flags(flags))]
     chosen = flags.profile or env.get("OLLAMACTL_PROFILE")
     if chosen:
         how = "--profile" if flags.profile else "OLLAMACTL_PROFILE"
         table = _profile_table(config, chosen, path)
-        layers.append((f"profile {chosen!r} ({how})", _layer_from_profile(table, chosen, env)))
-    layers.append(("environment", _layer_from_env(env)))
-    default_profile = config.get("default_profile")
-    if default_profile and not chosen:
-        table = _profile_table(config, str(default_profile), path)
         layers.append(
-            (
-                f"profile {default_profile!r} (default_profile)",
-                _layer_from_profile(table, str(default_profile), env),
+            _Layer(
+                f"profile {chosen!r} ({how})", _layer_from_profile(table, chosen), (chosen, table)
             )
         )
-
-    host_layer = next((layer for _, layer in layers if "host" in layer), None)
-    for origin, layer in layers:
-        if origin.startswith("profile") and "host" in layer and layer is not host_layer:
-            _drop_credentials(layer)
+    env_layer = _Layer("environment", _layer_from_env(env))
+    layers.append(env_layer)
+    default_profile = config.get("default_profile")
+    if default_profile and not chosen:
+        name = str(default_profile)
+        table = _profile_table(config, name, path)
+        layers.append(
+            _Layer(
+                f"profile {name!r} (default_profile)",
+                _layer_from_profile(table, name),
+                (name, table),
+            )
+        )
+    _bind_credentials(layers, env_layer, env if with_secrets else None)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     headers: dict[str, str] = {}
-    for origin, layer in reversed(layers):  # lowest first, so higher layers overwrite
-        for key, value in layer.items():
+    for layer in reversed(layers):  # lowest first, so higher layers overwrite
+        for key, value in layer.values.items():
+            source = _describe_source(layer.origin, key)
             if key == "headers":
+                for name, text in value.items():
+                    _check_header_value(text, f"the header {name!r} from {source}")
                 headers.update(value)
             else:
+                if key == "api_key":
+                    _check_header_value(str(value), f"the API key from {source}")
                 values[key] = value
-            sources[key] = _describe_source(origin, key)
+            sources[key] = source
     profile = chosen or (str(default_profile) if default_profile else None)
     try:
         settings = Settings(
@@ -464,11 +483,57 @@ def resolve(
     except (TypeError, ValueError) as e:
         raise ConfigError(f"invalid setting in {path}: {e}") from None
     sources.setdefault("host", "default")
+    for part, text in (("user name", settings.host.username), ("password", settings.host.password)):
+        if text:
+            _check_header_value(text, f"the {part} in the host URL from {sources['host']}")
     if settings.ca_cert and not os.access(settings.ca_cert, os.R_OK):
         raise UsageError(
             f"cannot read the CA certificate file {settings.ca_cert!r} (from {sources['ca_cert']})"
         )
     return settings
+
+
+def _bind_credentials(
+    layers: list[_Layer], env_layer: _Layer, env: Mapping[str, str] | None
+) -> None:
+    """Keep each credential with its host; resolve the API key of the profiles that keep theirs.
+
+    A profile with a host that is not the one used loses its API key and secret headers.
+    ``OLLAMA_API_KEY`` goes with ``OLLAMA_HOST``: it is dropped when that host is overridden,
+    or, without ``OLLAMA_HOST``, when the host is that of the profile chosen with ``--profile``
+    or ``OLLAMACTL_PROFILE`` (it still overrides default_profile's key). ``env`` None: no key source
+    of a profile runs (the profiles' API keys stay unresolved).
+    """
+    host_layer = next((layer for layer in layers if "host" in layer.values), None)
+    for layer in layers:
+        if layer.profile is None:
+            continue
+        if "host" in layer.values and layer is not host_layer:
+            _drop_credentials(layer.values)
+        elif env is not None:
+            api_key = _secret_from_profile(layer.profile[1], layer.profile[0], env)
+            if api_key is not None:
+                layer.values["api_key"] = api_key
+    if host_layer is None or host_layer is env_layer:
+        return
+    chosen_profile = host_layer.profile is not None and layers.index(host_layer) < layers.index(
+        env_layer
+    )
+    if "host" in env_layer.values or chosen_profile:
+        env_layer.values.pop("api_key", None)
+
+
+def _check_header_value(text: str, what: str) -> None:
+    """Refuse a value HTTP cannot carry in a header (line breaks, non-Latin-1), never showing it."""
+    if "\r" in text or "\n" in text:
+        raise UsageError(f"{what} contains a line break", hint="HTTP headers cannot carry one")
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{what} contains characters HTTP headers cannot carry",
+            hint="only Latin-1 characters are allowed; check for a pasted typographic character",
+        ) from None
 
 
 def _drop_credentials(layer: dict[str, Any]) -> None:
@@ -478,9 +543,22 @@ def _drop_credentials(layer: dict[str, Any]) -> None:
         layer["headers"] = {k: v for k, v in layer["headers"].items() if not _is_secret_header(k)}
 
 
+#: The command-line flag of each setting given by a flag.
+_FLAG_NAMES = {
+    "host": "--host",
+    "api_key": "--api-key",
+    "headers": "-H",
+    "ca_cert": "--ca-cert",
+    "insecure_tls": "--insecure-tls",
+    "connect_timeout": "--connect-timeout",
+    "read_timeout": "--timeout",
+    "retries": "--retries",
+}
+
+
 def _describe_source(origin: str, key: str) -> str:
     if origin == "flag":
-        return "--" + key.replace("_", "-") if key != "headers" else "-H"
+        return _FLAG_NAMES[key]
     if origin == "environment":
         return {"host": "OLLAMA_HOST", "api_key": "OLLAMA_API_KEY", "ca_cert": "OLLAMACTL_CA_CERT"}[
             key

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import sys
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,12 +22,15 @@ from typing import Any
 
 from ollamactl.config import write_private_file
 from ollamactl.errors import UsageError
+from ollamactl.render import parse_time
 
 FORMAT_VERSION = 1
 ID_BYTES = 3  # six hex digits
 TITLE_WIDTH = 48
 #: Message keys that are ollamactl's bookkeeping, not part of the Ollama API.
 LOCAL_KEYS = ("interrupted",)
+#: The ``updated_at`` of a conversation without a valid one (sorted last).
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def data_dir() -> Path:
@@ -138,14 +142,18 @@ class ConversationStore:
         except OSError as e:
             raise UsageError(f"cannot save the conversation in {self.folder}: {e}") from None
 
-    def ids(self) -> list[str]:
-        """Every stored ID, the most recently saved first."""
+    def _saved_times(self) -> dict[str, int]:
+        """Every stored ID with its file's modification time (ns)."""
         try:
             entries = [e for e in os.scandir(self.folder) if e.name.endswith(".json")]
         except FileNotFoundError:
-            return []
-        entries.sort(key=lambda e: e.stat().st_mtime_ns, reverse=True)
-        return [e.name[: -len(".json")] for e in entries]
+            return {}
+        return {e.name[: -len(".json")]: e.stat().st_mtime_ns for e in entries}
+
+    def ids(self) -> list[str]:
+        """Every stored ID, the most recently written file first (ties by ID)."""
+        times = self._saved_times()
+        return sorted(times, key=lambda i: (times[i], i), reverse=True)
 
     def resolve(self, reference: str) -> str:
         """The ID an exact ID or a unique prefix of one refers to."""
@@ -163,7 +171,9 @@ class ConversationStore:
 
     def load(self, reference: str) -> Conversation:
         """Load a conversation by ID or unique ID prefix."""
-        conversation_id = self.resolve(reference)
+        return self._read(self.resolve(reference))
+
+    def _read(self, conversation_id: str) -> Conversation:
         path = self.path(conversation_id)
         try:
             with path.open(encoding="utf-8") as f:
@@ -172,19 +182,39 @@ class ConversationStore:
             raise UsageError(f"cannot read the conversation {path}: {e}") from None
 
     def latest(self) -> Conversation | None:
-        """The conversation saved last, if any."""
-        ids = self.ids()
-        return self.load(ids[0]) if ids else None
+        """The conversation saved last, if any is readable.
+
+        Only the newest files are read (``updated_at`` breaks a tie of file times), so
+        ``--continue`` costs the same with ten saved chats or ten thousand.
+        """
+        times = self._saved_times()
+        for newest in sorted(set(times.values()), reverse=True):
+            tied = []
+            for conversation_id in (i for i, saved in times.items() if saved == newest):
+                with suppress(UsageError):
+                    tied.append(self._read(conversation_id))
+            if tied:
+                return max(tied, key=lambda c: parse_time(c.updated_at) or EPOCH)
+        return None
 
     def all(self) -> tuple[list[Conversation], list[str]]:
-        """Every readable conversation (most recent first) and the errors of unreadable ones."""
-        found, errors = [], []
-        for conversation_id in self.ids():
+        """Every readable conversation and the errors of unreadable ones.
+
+        The most recently updated first: by ``updated_at``, then file time, then ID, so
+        conversations saved within the file system's time resolution keep their order.
+        """
+        ranked: list[tuple[tuple[datetime, int, str], Conversation]] = []
+        errors = []
+        for conversation_id, saved in sorted(self._saved_times().items()):
             try:
-                found.append(self.load(conversation_id))
+                conversation = self._read(conversation_id)
             except UsageError as e:
                 errors.append(e.message)
-        return found, errors
+                continue
+            updated = parse_time(conversation.updated_at) or EPOCH
+            ranked.append(((updated, saved, conversation_id), conversation))
+        ranked.sort(key=lambda pair: pair[0], reverse=True)
+        return [conversation for _, conversation in ranked], errors
 
     def delete(self, reference: str) -> str:
         """Delete a conversation; returns its ID."""

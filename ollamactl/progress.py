@@ -53,10 +53,10 @@ def resolve_mode(mode: str, stream: IO[str] | None = None) -> str:
     return "tty" if is_tty and os.environ.get("TERM") != "dumb" else "plain"
 
 
-def go_duration(seconds: float) -> str:
+def eta_text(seconds: float) -> str:
     """A remaining time as the Go CLI's bar shows it: at most two units.
 
-    >>> [go_duration(s) for s in (0, 26.4, 65, 3600, 3900, 360000)]
+    >>> [eta_text(s) for s in (0, 26.4, 65, 3600, 3900, 360000)]
     ['0s', '26s', '1m5s', '1h0m', '1h5m', '99h+']
     """
     whole = int(seconds + 0.5)
@@ -82,7 +82,7 @@ def bar_suffix(completed: int, total: int, rate: float | None) -> str:
     text = f"{human_bytes(completed):>6}/{human_bytes(total):>6}"
     if rate and rate > 0:
         remaining = (total - completed) / rate
-        return text + f"  {human_bytes(int(rate)):>6}/s  {go_duration(remaining):>6}"
+        return text + f"  {human_bytes(int(rate)):>6}/s  {eta_text(remaining):>6}"
     return text + " " * 18
 
 

@@ -129,7 +129,7 @@ def parse_time(text: Any) -> datetime | None:
     return parsed
 
 
-def human_time(text: str | None, zero: str = "Never", now: datetime | None = None) -> str:
+def human_time(text: str | None, now: datetime | None = None) -> str:
     """Say how long ago (or from now) a timestamp is, as Go's ``format.HumanTime``.
 
     >>> now = datetime(2026, 1, 10, tzinfo=timezone.utc)
@@ -140,7 +140,7 @@ def human_time(text: str | None, zero: str = "Never", now: datetime | None = Non
     """
     moment = parse_time(text)
     if moment is None:
-        return zero
+        return "Never"
     delta = ((now or datetime.now(timezone.utc)) - moment).total_seconds()
     if delta <= -21 * 365 * 86400:  # Go: more than 20 whole years ahead
         return "Forever"
@@ -262,14 +262,25 @@ def _go_float(value: float, exponent_at: int) -> str:
     return f"{minus}{digits[:point]}.{digits[point:]}"
 
 
-def _go_value(value: Any, exponent_at: int = 6) -> str:
-    """Format a JSON value as Go prints it after decoding (numbers are float64)."""
+def go_value(value: Any, exponent_at: int = 6, *, shorten_lists: bool = True) -> str:
+    """Format a JSON value as Go prints it after decoding (numbers are float64).
+
+    ``exponent_at`` as for :func:`_go_float`; lists are shortened as ``show -v`` does
+    unless ``shorten_lists`` is false (then all items, as ``%v``).
+
+    >>> go_value(0.5), go_value(2.0), go_value(True), go_value(None), go_value(8e9, 21)
+    ('0.5', '2', 'true', '<nil>', '8000000000')
+    >>> go_value(list(range(9))), go_value(["a", "b"] * 4, 21, shorten_lists=False)
+    ('[0 1 2 ...+6 more]', '[a b a b a b a b]')
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return _go_float(float(value), exponent_at)
     if isinstance(value, list):
-        return _go_array(value)
+        if shorten_lists:
+            return _go_array(value)
+        return "[" + " ".join(go_value(v, 21, shorten_lists=False) for v in value) + "]"
     if value is None:
         return "<nil>"
     return str(value)
@@ -279,12 +290,12 @@ def _go_array(items: list[Any], target_width: int = 10) -> str:
     """An array shortened as ``show -v`` does: ``[a b ...+N more]``."""
     shown, width = 0, 1
     for i, item in enumerate(items):
-        item_width = len(_go_value(item, 21)) + (2 if i else 0)
+        item_width = len(go_value(item, 21)) + (2 if i else 0)
         if width + item_width > target_width and i:
             break
         width += item_width
         shown += 1
-    inner = " ".join(_go_value(v, 21) for v in items[:shown])
+    inner = " ".join(go_value(v, 21) for v in items[:shown])
     if shown < len(items):
         return f"[{inner} ...+{len(items) - shown} more]"
     return f"[{inner}]"
@@ -339,7 +350,7 @@ def show_info(info: dict[str, Any], *, verbose: bool = False) -> str:
         sections.append(("Parameters", [["", *line.split()] for line in lines if line]))
     if model_info is not None and verbose:
         sections.append(
-            ("Metadata", [["", k, _go_value(model_info[k])] for k in sorted(model_info)])
+            ("Metadata", [["", k, go_value(model_info[k])] for k in sorted(model_info)])
         )
     tensors = [t for t in _items(info.get("tensors")) if isinstance(t, dict)]
     if tensors and verbose:

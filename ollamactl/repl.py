@@ -20,6 +20,7 @@ import click
 
 from ollamactl import render
 from ollamactl.answer import Spinner, finish_answer
+from ollamactl.config import write_private_file
 from ollamactl.conversations import Conversation, data_dir, markdown, transcript
 from ollamactl.errors import APIError, ModelNotFound, OllamactlError, UsageError
 from ollamactl.params import (
@@ -27,6 +28,7 @@ from ollamactl.params import (
     extract_media,
     format_param,
     media_paths,
+    parse_think,
     read_media,
     unescape_path,
 )
@@ -36,6 +38,7 @@ PROMPT = ">>> "
 CONTINUATION_PROMPT = "... "
 HISTORY_LENGTH = 1000
 MULTILINE = '"""'
+THINK_VALUES = 'must be "high", "medium", "low", "max", true, or false'
 
 USAGE = """Available Commands:
   /set            Set session variables
@@ -133,21 +136,6 @@ def history_disabled() -> bool:
     return bool(value) and value not in ("0", "f", "F", "FALSE", "false", "False")
 
 
-def go_value(value: Any) -> str:
-    """A parameter value as Go's ``%v`` prints it.
-
-    >>> go_value(0.5), go_value(2.0), go_value(["a", "b"]), go_value(True), go_value(7)
-    ('0.5', '2', '[a b]', 'true', '7')
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    if isinstance(value, list):
-        return "[" + " ".join(go_value(v) for v in value) + "]"
-    return str(value)
-
-
 def block_start(text: str) -> tuple[str, bool] | None:
     """For text opening a triple-quote block: (its text, whether the block goes on), else None.
 
@@ -196,7 +184,7 @@ class Repl:
     def run(self) -> None:
         """Preload the model, replay what came before, then read and handle lines until exit."""
         self._setup_readline()
-        self._preload(self.session.model)
+        self._preload(self.session.model, self.session.info)
         self._replay()
         try:
             self._loop()
@@ -280,8 +268,7 @@ class Repl:
         models = self.session.app.client.tags()
         prefix = words[1].lower() if len(words) > 1 else ""
         models = [m for m in models if str(m.get("name", "")).lower().startswith(prefix)]
-        header = ["NAME", "ID", "SIZE", "MODIFIED"]
-        click.echo(render.table(render.model_rows(models), header=header), nl=False)
+        click.echo(render.model_table(models), nl=False)
 
     def _load(self, line: str, words: list[str]) -> None:
         """/load MODEL: switch to another model with a fresh history."""
@@ -293,7 +280,7 @@ class Repl:
         client = self.session.app.client
         try:
             info = client.show(name)
-            self._preload(name)
+            self._preload(name, info)
         except ModelNotFound:
             out(f"Couldn't find model '{name}'")
             return
@@ -364,7 +351,11 @@ class Repl:
             self.save_history = what == "history"
         elif what in ("think", "nothink"):
             level = words[2] if what == "think" and len(words) > 2 else None
-            controls.think = level or what == "think"
+            try:
+                controls.think = parse_think(level) if level else what == "think"
+            except UsageError:
+                out(f"error: invalid think value: {json.dumps(level)} ({THINK_VALUES})")
+                return
             if "thinking" not in capabilities(self.session.info):
                 model = json.dumps(self.session.model)
                 note(f"warning: model {model} does not support thinking output\n")
@@ -449,7 +440,7 @@ class Repl:
         if options:
             out("User defined parameters:")
             for key, value in options.items():
-                out(f"  {key:<30} {go_value(value)}")
+                out(f"  {key:<30} {render.go_value(value, 21, shorten_lists=False)}")
             out()
 
     def _help(self, line: str, words: list[str]) -> None:
@@ -478,10 +469,9 @@ class Repl:
         else:
             text = markdown(conversation)
         try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
+            write_private_file(Path(path), text.encode("utf-8"))
         except OSError as e:
-            out(f"error: cannot write '{target}': {e.strerror}")
+            out(f"error: cannot write '{target}': {e.strerror or e}")
             return
         out(f"Exported {len(conversation.messages)} messages to '{target}'")
 
@@ -543,9 +533,8 @@ class Repl:
             return
         finish_answer(reply, self.session.controls, blank_lines=True)
 
-    def _preload(self, model: str) -> None:
+    def _preload(self, model: str, info: dict[str, Any]) -> None:
         """Load the model before the first prompt (or say where a remote model runs)."""
-        info = self.session.info if model == self.session.model else {}
         if info.get("remote_host"):
             remote = info.get("remote_model") or model
             note(f"Connecting to '{remote}' on '{info['remote_host']}'\n")

@@ -15,6 +15,7 @@ from ollamactl.client import Client
 from ollamactl.config import Flags, config_path, load_config, resolve, save_config
 from ollamactl.errors import ConfigError
 from tests.conftest import run_cli
+from tests.helpers import dead_url
 from tests.ollama_server import OllamaTestServer
 
 if sys.version_info >= (3, 11):
@@ -36,12 +37,6 @@ def fails(code: int, *args: str) -> str:
     assert result.exit_code == code, result.stdout + result.stderr
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
     return result.stderr
-
-
-def dead_url() -> str:
-    """The URL of a server that has stopped: connections are refused."""
-    with OllamaTestServer() as server:
-        return server.url
 
 
 def test_set_show_get_round_trip_with_typed_values() -> None:
@@ -191,8 +186,8 @@ def test_unset_removes_a_key_and_its_empty_table() -> None:
         (["set", "profiles.gpu.insecure_tls", "maybe"], "must be true or false"),
         (["set", "profiles.gpu.host", "ftp://x"], "unsupported scheme 'ftp'"),
         (["set", "profiles.a.b.host", "x"], "unknown key"),
-        (["set", "default_profile", "nope"], "no profile 'nope'"),
-        (["profile", "use", "nope"], "no profile 'nope'"),
+        (["set", "default_profile", "nope"], "unknown profile 'nope'"),
+        (["profile", "use", "nope"], "unknown profile 'nope'"),
         (["profile", "add", "bad.name", "--host", "x"], "invalid profile name 'bad.name'"),
         (
             ["profile", "add", "x", "--host", "x", "--api-key-env", "A", "--api-key-cmd", "b"],

@@ -7,6 +7,7 @@ import math
 import os
 import re
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ollamactl.cli import ca_cert_option, header_option
 from ollamactl.completion import complete_profiles
 from ollamactl.config import (
     _is_secret_header,
+    _profile_table,
     config_path,
     load_config,
     parse_header,
@@ -26,6 +28,8 @@ from ollamactl.config import (
     save_config,
 )
 from ollamactl.errors import ConfigError, UsageError
+from ollamactl.modelfile import LIST_PARAMETERS
+from ollamactl.params import KeepAlive, format_param, parse_keep_alive
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 API_KEY_SOURCES = ("api_key", "api_key_env", "api_key_cmd")
@@ -80,21 +84,29 @@ def _ca_cert(key: str, raw: str) -> str:
     return str(path)
 
 
-def _keep_alive(key: str, raw: str) -> int | str:
-    return int(raw) if re.fullmatch(r"-?\d+", raw.strip()) else raw.strip()
+def _keep_alive(key: str, raw: str) -> KeepAlive | None:
+    try:
+        return parse_keep_alive(raw)
+    except UsageError as e:
+        raise UsageError(f"{key}: {e.message}", hint=e.hint) from None
 
 
 def _header(key: str, raw: str) -> str:
     return parse_header(f"{key.rpartition('.')[2]}: {raw}")[1]
 
 
-def _literal(key: str, raw: str) -> Any:
-    """A JSON number, true/false, string or array (``8192``, ``0.7``, ``["</s>"]``); else text."""
+def _option(key: str, raw: str) -> Any:
+    """A model option typed as ``-o`` types it; a list option also takes a JSON list of text."""
+    name = key.rpartition(".")[2]
+    if name in LIST_PARAMETERS:
+        with suppress(ValueError):
+            value = json.loads(raw)
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
+                return value
     try:
-        value = json.loads(raw)
-    except ValueError:
-        return raw
-    return value if isinstance(value, (int, float, str, list)) else raw
+        return format_param(name, [raw])
+    except UsageError as e:
+        raise UsageError(f"{key}: {e.message}", hint=e.hint) from None
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ PROFILE_SETTINGS = {
 #: Tables of a profile: every key in them is read with the same parser.
 PROFILE_TABLES = {
     "headers": Setting("HTTP headers sent with every request to this server", _header),
-    "options": Setting("default model options of run and chat (num_ctx, temperature...)", _literal),
+    "options": Setting("default model options of run and chat (num_ctx, temperature...)", _option),
 }
 
 
@@ -141,15 +153,6 @@ def _profile_name(name: str) -> str:
     if not PROFILE_NAME.fullmatch(name):
         raise UsageError(f"invalid profile name {name!r}", hint="use letters, digits, '-' and '_'")
     return name
-
-
-def _existing_profile(config: dict[str, Any], name: str) -> dict[str, Any]:
-    profiles = _profiles(config)
-    if not isinstance(profiles.get(name), dict):
-        known = ", ".join(sorted(profiles)) or "none"
-        raise UsageError(f"no profile {name!r} in {config_path()} (profiles: {known})")
-    table: dict[str, Any] = profiles[name]
-    return table
 
 
 def _parse_setting(key: str, raw: str) -> tuple[list[str], Any]:
@@ -382,8 +385,9 @@ def config_get(key: str) -> None:
 def config_set(key: str, value: str) -> None:
     """Set KEY to VALUE, checked and typed for that key.
 
-    Numbers, true/false and URLs are checked for the key they go to;
-    options.NAME takes JSON values (8192, 0.7, true, ["</s>"]) and text. A
+    Numbers, true/false, URLs and keep_alive durations are checked for the
+    key they go to; options.NAME must be a model option, typed as -o types
+    it (8192, 0.7, true; stop also takes a JSON list such as ["</s>"]). A
     VALUE of - is read from stdin, so a secret stays out of shell history.
     A profile has one API key source: setting api_key, api_key_env or
     api_key_cmd removes the other two.
@@ -401,7 +405,7 @@ def config_set(key: str, value: str) -> None:
     parts, typed = _parse_setting(key, value)
     config = load_config()
     if parts == ["default_profile"]:
-        _existing_profile(config, typed)
+        _profile_table(config, typed, config_path())
         config["default_profile"] = typed
     else:
         profile = _subtable(_profiles(config), parts[1], ".".join(parts[:2]))
@@ -564,7 +568,7 @@ def profile_use(name: str) -> None:
       ollamactl config profile use gpu
     """
     config = load_config()
-    _existing_profile(config, name)
+    _profile_table(config, name, config_path())
     config["default_profile"] = name
     _saved(config, f"default profile is now '{name}'")
 
@@ -579,6 +583,6 @@ def profile_rm(name: str) -> None:
       ollamactl config profile rm old-lab
     """
     config = load_config()
-    _existing_profile(config, name)
+    _profile_table(config, name, config_path())
     _drop_profile(config, name)
     _saved(config, f"removed profile '{name}'")

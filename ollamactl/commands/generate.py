@@ -19,11 +19,10 @@ import click
 
 from ollamactl import render
 from ollamactl.answer import Reply, StreamPrinter, finish_answer
-from ollamactl.cli import App, pass_app
-from ollamactl.commands.models import echo_json, json_option
+from ollamactl.cli import App, echo_json, json_option, pass_app
 from ollamactl.completion import complete_models
 from ollamactl.conversations import Conversation, ConversationStore, transcript
-from ollamactl.errors import APIError, BadResponse, ModelNotFound, UsageError
+from ollamactl.errors import APIError, ModelNotFound, UsageError
 from ollamactl.params import (
     THINK_LEVELS,
     RequestControls,
@@ -201,14 +200,31 @@ def read_prompt(words: tuple[str, ...]) -> tuple[str, bool, bool]:
     Piped stdin is prepended to the words; the session is interactive only when
     there is no prompt and both stdin and stdout are terminals.
     """
-    parts = list(words)
+    parts = [_without_surrogates(word) for word in words]
     stdin_is_terminal = sys.stdin.isatty()
     if not stdin_is_terminal:
-        piped = sys.stdin.read()
+        piped = _read_stdin()
         if piped:
             parts.insert(0, piped)
     interactive = not parts and stdin_is_terminal and sys.stdout.isatty()
     return " ".join(parts), bool(parts), interactive
+
+
+def _read_stdin() -> str:
+    """All of stdin as UTF-8, undecodable bytes replaced by U+FFFD (as Go's JSON encoder does)."""
+    binary = getattr(sys.stdin, "buffer", None)
+    if binary is None:
+        return _without_surrogates(sys.stdin.read())
+    return binary.read().decode("utf-8", errors="replace")
+
+
+def _without_surrogates(text: str) -> str:
+    """Text with the bytes Python could not decode (surrogate escapes) replaced by U+FFFD.
+
+    >>> _without_surrogates("caf\\udce9 ?")
+    'caf\\ufffd ?'
+    """
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 # -- the model ----------------------------------------------------------------------------
@@ -407,7 +423,7 @@ class ChatGroup(click.Group):
     subcommand_metavar="[MODEL] [PROMPT]... | COMMAND [ARGS]...",
 )
 def chat() -> None:
-    pass
+    """The ``chat`` group (its help is CHAT_HELP)."""
 
 
 @chat.command(SESSION_COMMAND, cls=_SessionCommand, hidden=True, help=CHAT_HELP)
@@ -430,6 +446,7 @@ def chat_session(
     insecure: bool,
     **flags: Any,
 ) -> None:
+    """One chat turn, or the REPL; saves the conversation (its help is CHAT_HELP)."""
     controls = controls_from(**flags)
     if continue_last and resume:
         raise UsageError("use either --continue or --resume ID, not both")
@@ -600,7 +617,7 @@ def _lines(stream: IO[str]) -> Iterator[str]:
     "-f",
     "--file",
     "input_file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("r", encoding="utf-8", errors="replace"),
     help="Read the inputs from a file, one per line ('-': stdin).",
 )
 @click.option(
@@ -653,7 +670,7 @@ def embed(
     elif input_file is not None:
         inputs = _lines(input_file)
     elif not sys.stdin.isatty():
-        inputs = _lines(sys.stdin)
+        inputs = _lines(click.get_text_stream("stdin", encoding="utf-8", errors="replace"))
     else:
         inputs = ()
     merged: JSON | None = None
@@ -675,13 +692,8 @@ def embed(
 
 
 def embeddings_of(response: JSON) -> list[list[Any]]:
-    """The vectors of an ``/api/embed`` answer (BadResponse if they are not a list of lists)."""
-    embeddings = response.get("embeddings")
-    if embeddings is None:
-        return []
-    if not isinstance(embeddings, list) or not all(isinstance(v, list) for v in embeddings):
-        raise BadResponse("/api/embed answered an unexpected 'embeddings' field")
-    return embeddings
+    """The vectors of an ``/api/embed`` answer (their shape is checked by ``Client.embed``)."""
+    return response.get("embeddings") or []
 
 
 def _merge_embed_responses(merged: JSON | None, response: JSON) -> JSON:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ollamactl import __version__, render
-from ollamactl.cli import App, pass_app, warn
+from ollamactl.cli import App, echo_json, json_option, pass_app, warn
 from ollamactl.completion import complete_models, complete_running_models
 from ollamactl.config import config_path, load_config
 from ollamactl.errors import (
@@ -34,24 +34,18 @@ Models = list[dict[str, Any]]
 #: Seconds each host gets to answer with --all-profiles, unless --timeout says otherwise.
 FLEET_TIMEOUT = 10.0
 
+#: Seconds each try of `wait` may take at most (less when less time is left).
+WAIT_TRY_SECONDS = 5.0
+WAIT_LONGER_HINT = (
+    "the server did not answer in time; `ollamactl wait --timeout SECONDS` waits longer"
+)
+
 SHOW_VIEWS = ("license", "modelfile", "parameters", "system", "template")
-
-
-def json_option(func: F) -> F:
-    """``--json``: print the API objects as returned, for scripts."""
-    return click.option("--json", "as_json", is_flag=True, help="Print the API response as JSON.")(
-        func
-    )
 
 
 def quiet_option(func: F) -> F:
     """``-q``: print model names only, one per line."""
     return click.option("-q", "--quiet", is_flag=True, help="Print model names only.")(func)
-
-
-def echo_json(value: Any) -> None:
-    """Print a value as JSON on stdout."""
-    click.echo(render.to_json(value))
 
 
 def all_profiles_option(func: F) -> F:
@@ -271,10 +265,8 @@ def show(app: App, model: str, views: tuple[str, ...], verbose: bool, as_json: b
       ollamactl show llama3.2 --json | jq .capabilities
     """
     if len(set(views)) > 1:
-        raise UsageError(
-            "only one of '--license', '--modelfile', '--parameters', '--system', or"
-            " '--template' can be specified"
-        )
+        flags = [f"'--{view}'" for view in SHOW_VIEWS]
+        raise UsageError(f"only one of {', '.join(flags[:-1])}, or {flags[-1]} can be specified")
     info = app.client.show(model, verbose=verbose)
     if as_json:
         echo_json(info)
@@ -340,8 +332,10 @@ def rm(app: App, models: tuple[str, ...], yes: bool, dry_run: bool) -> None:
         for name in names:
             click.echo(f"would delete '{name}'")
         return
-    if not yes and sys.stdin.isatty():
-        click.confirm(f"Delete {', '.join(repr(n) for n in names)}?", abort=True, err=True)
+    question = f"Delete {', '.join(repr(n) for n in names)}?"
+    if not yes and sys.stdin.isatty() and not click.confirm(question, err=True):
+        click.echo("nothing deleted", err=True)
+        raise click.exceptions.Exit(1)
     for name in names:
         try:
             app.client.unload(name)
@@ -437,18 +431,29 @@ def wait(app: App, timeout: float, interval: float) -> None:
     Example:
       ollamactl wait --timeout 120 && ollamactl pull llama3.2
     """
+    from ollamactl.client import Client
+
+    app.client  # noqa: B018  (built once: it warns about --insecure-tls or plain http://)
     deadline = time.monotonic() + timeout
     while True:
+        # Each try gets no retries and no more than the time left, so `wait` ends in time.
+        seconds = max(min(deadline - time.monotonic(), WAIT_TRY_SECONDS), 0.1)
+        quick = dataclasses.replace(
+            app.settings, connect_timeout=seconds, read_timeout=seconds, retries=0
+        )
+        client = Client(quick)
         try:
-            server = app.client.version().get("version", "unknown")
+            with client.session:
+                server = client.version().get("version", "unknown")
         except TLSFailed:
             raise  # a certificate problem does not go away by waiting
         except (ConnectionFailed, APIError) as e:
             if time.monotonic() + interval > deadline:
+                timed_out = isinstance(e, ServerTimeout) or "--connect-timeout" in (e.hint or "")
                 raise ConnectionFailed(
                     f"the server at {app.settings.base_url} was not ready after {timeout:g}s"
                     f" (last error: {e.message})",
-                    hint=e.hint,
+                    hint=WAIT_LONGER_HINT if timed_out else e.hint,
                 ) from None
             time.sleep(interval)
             continue

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_RETRIES = 3
+DEFAULT_TRANSFER_RETRIES = 3
 DEFAULT_STALL_TIMEOUT = 60.0
 #: Seconds before the first re-issue of a broken transfer; doubles each time, at most 30 s.
 RETRY_BACKOFF_SECONDS = 1.0
@@ -83,7 +83,7 @@ def transfer_options(func: F) -> F:
             "--retries",
             "transfer_retries",
             type=click.IntRange(0, 100),
-            default=DEFAULT_RETRIES,
+            default=DEFAULT_TRANSFER_RETRIES,
             show_default=True,
             help="How often to re-issue a broken or stalled transfer (the server resumes it).",
         ),
@@ -135,9 +135,9 @@ def model_key(name: str) -> str:
     return key.lower()
 
 
-def _digests(app: App) -> dict[str, str]:
-    """Model key -> digest of every model on the server."""
-    return {model_key(str(m.get("name", ""))): str(m.get("digest", "")) for m in app.client.tags()}
+def _digests(models: list[JSON]) -> dict[str, str]:
+    """Model key -> digest of every model of an ``/api/tags`` listing."""
+    return {model_key(str(m.get("name", ""))): str(m.get("digest", "")) for m in models}
 
 
 # -- pull and push with retries -------------------------------------------------------------
@@ -227,7 +227,7 @@ def pull_model(
     *,
     insecure: bool = False,
     progress: str = "auto",
-    retries: int = DEFAULT_RETRIES,
+    retries: int = DEFAULT_TRANSFER_RETRIES,
     stall_timeout: float = DEFAULT_STALL_TIMEOUT,
 ) -> None:
     """Pull ``model`` onto the server with progress on stderr, re-issuing a broken pull.
@@ -313,7 +313,7 @@ def pull(
     transfer = _transfer_arguments(options)
     many = pull_all or len(models) > 1
     listed = app.client.tags() if (many or if_missing) else []
-    before = {model_key(str(m.get("name", ""))): str(m.get("digest", "")) for m in listed}
+    before = _digests(listed)
     names = [str(m.get("name", "")) for m in listed] if pull_all else list(dict.fromkeys(models))
     report = _Report(transfer["progress"])
     pulled: list[str] = []
@@ -337,7 +337,7 @@ def pull(
             continue
         pulled.append(name)
     if many:
-        after = _digests(app) if pulled else {}
+        after = _digests(app.client.tags()) if pulled else {}
         updated = [n for n in pulled if after.get(model_key(n)) != before.get(model_key(n))]
         unchanged = present + [n for n in pulled if n not in updated]
         failed = list(failures)
