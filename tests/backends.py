@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import STRICT
 from tests.ollama_server import OllamaTestServer
 
 DEFAULT_STATE = Path.home() / ".cache" / "ollamactl-real" / "state"
@@ -33,6 +34,8 @@ START_HINT = "start one with: bash scripts/real-ollama.sh start"
 STALL_AT = 256 * 1024
 #: Longest time the stalling registry waits for the client to hang up.
 STALL_LIMIT = 30.0
+#: The stalling registry stops by itself after this many seconds (should a teardown not run).
+REGISTRY_LIFETIME = 300.0
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -80,8 +83,8 @@ def discover_real() -> tuple[dict[str, str] | None, str]:
 
 
 REAL_ENV, REAL_SKIP_REASON = discover_real()
-#: Set by CI: without a real server the real tier fails instead of being skipped.
-REAL_REQUIRED = bool(os.environ.get("OLLAMACTL_REAL_REQUIRED"))
+#: Set by CI (either variable): without a real server the real tier fails instead of skipping.
+REAL_REQUIRED = bool(os.environ.get("OLLAMACTL_REAL_REQUIRED")) or STRICT
 
 
 @dataclass
@@ -151,7 +154,9 @@ def _fake_backend(tmp_path: Path) -> Iterator[Backend]:
         server.add_registry_model(name, layers=[2_000_000, 120])
         server.pull_steps = 10
         server.add_fault("/api/pull", stall_after_lines=4, stall_seconds=STALL_LIMIT)
-        return StalledPull(name, released=lambda timeout: True, resume=lambda: None)
+        server.stall_released.clear()
+        server.resume_gate = threading.Event()
+        return StalledPull(name, server.stall_released.wait, server.resume_gate.set)
 
     with server:
         yield Backend(
@@ -198,10 +203,31 @@ class _StallingRegistry(ThreadingHTTPServer):
         self.released = threading.Event()
         self.resuming = threading.Event()
         self.stopping = threading.Event()
+        self._lifetime: threading.Timer | None = None
 
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.server_address[1]}"
+
+    def start(self) -> _StallingRegistry:
+        """Serve in a daemon thread; stop by itself after REGISTRY_LIFETIME seconds."""
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        timer = threading.Timer(REGISTRY_LIFETIME, self.stop)
+        timer.daemon = True
+        timer.start()
+        self._lifetime = timer
+        return self
+
+    def stop(self) -> None:
+        """Release every waiting handler, stop serving and close the socket. Idempotent."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        self.resuming.set()
+        if self._lifetime is not None:
+            self._lifetime.cancel()
+        self.shutdown()
+        self.server_close()
 
 
 def _digest(data: bytes) -> str:
@@ -308,7 +334,7 @@ def _remove(url: str, name: str) -> None:
 def _real_backend(tmp_path: Path) -> Iterator[Backend]:
     if REAL_ENV is None:
         if REAL_REQUIRED:
-            pytest.fail(f"OLLAMACTL_REAL_REQUIRED is set but {REAL_SKIP_REASON}")
+            pytest.fail(f"OLLAMACTL_REAL_REQUIRED/_TEST_STRICT is set but {REAL_SKIP_REASON}")
         pytest.skip(REAL_SKIP_REASON)
     source = Path(REAL_ENV["OLLAMACTL_REAL_GGUF"])
     registries: list[_StallingRegistry] = []
@@ -316,8 +342,7 @@ def _real_backend(tmp_path: Path) -> Iterator[Backend]:
     def stalled_pull() -> StalledPull:
         repository = f"e2e-stalled-{uuid.uuid4().hex[:8]}"
         weights = _unique_gguf(source, tmp_path / f"{repository}.gguf", padding=4 * STALL_AT)
-        registry = _StallingRegistry(repository, weights.read_bytes())
-        threading.Thread(target=registry.serve_forever, daemon=True).start()
+        registry = _StallingRegistry(repository, weights.read_bytes()).start()
         registries.append(registry)
         name = f"{registry.host}/library/{repository}:latest"
         backend.created.append(name)
@@ -335,10 +360,7 @@ def _real_backend(tmp_path: Path) -> Iterator[Backend]:
     )
     yield backend
     for registry in registries:
-        registry.stopping.set()
-        registry.resuming.set()
-        registry.shutdown()
-        registry.server_close()
+        registry.stop()
     for name in [backend.pullable_model, *backend.created]:  # leave the server as it was
         _remove(backend.url, name)
 

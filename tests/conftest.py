@@ -32,6 +32,17 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-issue broken pulls and pushes at once: tests check what is retried, not the waiting.
+
+    (In-process runs only; the retry notice does not name the wait, so every message stays.)
+    """
+    from ollamactl.commands import transfer
+
+    monkeypatch.setattr(transfer, "RETRY_BACKOFF_SECONDS", 0.0)
+
+
 def seed(server: OllamaTestServer) -> OllamaTestServer:
     """Give a test server the models most tests expect."""
     server.add_model("tiny:latest", size=605_814, parameter_size="148K")
@@ -89,6 +100,18 @@ def run_cli(
         catch_exceptions=False,
         **kwargs,
     )
+
+
+def on(
+    server: OllamaTestServer,
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Run the CLI against ``server``; off a terminal, nothing may write escape codes."""
+    result = run_cli("--host", server.url, *args, input=input, env=env)
+    assert "\x1b" not in result.stdout + result.stderr, "escape codes off a terminal"
+    return result
 
 
 from tests.backends import backend, real_backend  # noqa: E402, F401  (fixtures)

@@ -21,6 +21,7 @@ import json
 import math
 import random
 import re
+import select
 import socket
 import socketserver
 import sys
@@ -644,7 +645,19 @@ class _Handler(BaseHTTPRequestHandler):
             write(b"0\r\n\r\n")
 
     def _stall(self, seconds: float) -> None:
-        self.server.app._pause(seconds)
+        """Stay silent for ``seconds``, or until the client hangs up (sets ``stall_released``)."""
+        app = self.server.app
+        deadline = time.monotonic() + seconds
+        while not app._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            if not select.select([self.connection], [], [], min(left, 0.05))[0]:
+                continue
+            try:
+                data = self.connection.recv(65536)
+            except OSError:
+                data = b""
+            if not data:  # the client closed its end
+                app.stall_released.set()
+                break
         self._abort()
 
     def _abort(self) -> None:
@@ -660,7 +673,8 @@ class OllamaTestServer:
     Knobs besides the constructor: ``generation`` (tokens, token_count, token_delay, thinking,
     tool_calls), ``pull_steps`` (progress events per layer), ``pull_delay`` (seconds between
     pull/push events), ``pull_progress`` (digest -> bytes already pulled, used to resume),
-    ``embedding_length`` and ``embed_requires_capability``.
+    ``resume_gate`` (holds a resumed pull until set), ``embedding_length`` and
+    ``embed_requires_capability``; ``stall_released`` tells that a client hung up on a stall.
     """
 
     def __init__(
@@ -692,11 +706,15 @@ class OllamaTestServer:
         self.pull_steps = 5
         self.pull_delay = 0.0
         self.pull_progress: dict[str, int] = {}
+        #: When set, a resumed pull stops after reporting where it resumes until this is set.
+        self.resume_gate: threading.Event | None = None
         self.embedding_length = 8
         self.embed_requires_capability = False
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        #: Set when a client hangs up on a stalled answer (see ``add_fault(stall_after_lines=)``).
+        self.stall_released = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -747,6 +765,11 @@ class OllamaTestServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def _wait_for(self, gate: threading.Event) -> None:
+        """Wait until ``gate`` is set or the server stops (at the end of its lifetime at most)."""
+        while not gate.wait(0.05) and not self._stopping.is_set():
+            pass
 
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake up at once when the server stops."""
@@ -1366,6 +1389,8 @@ class OllamaTestServer:
                     "completed": completed,
                 }
                 self.pull_progress[digest] = completed
+                if done and completed == done and self.resume_gate is not None:
+                    self._wait_for(self.resume_gate)
         yield {"status": "verifying sha256 digest"}
         yield {"status": "writing manifest"}
         model = copy.deepcopy(source)

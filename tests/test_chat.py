@@ -7,15 +7,13 @@ import os
 import re
 import signal
 import stat
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import on, run_cli
+from tests.gateway import ollamactl, read_until
+from tests.helpers import saved_chats
 from tests.ollama_server import OllamaTestServer
 
 TOOLS = [
@@ -41,16 +39,8 @@ def chats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data" / "chats"
 
 
-def on(server: OllamaTestServer, *args: str, input: str | None = None):
-    return run_cli("--host", server.url, *args, input=input)
-
-
 def chat_requests(server: OllamaTestServer) -> list[dict]:
     return [r.json for r in server.requests if r.path == "/api/chat"]
-
-
-def saved(chats: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(chats.glob("*.json"))]
 
 
 def test_one_shot_chat_answers_and_saves_the_conversation(
@@ -66,7 +56,7 @@ def test_one_shot_chat_answers_and_saves_the_conversation(
             {"role": "user", "content": "Name three rivers"},
         ],
     }
-    [conversation] = saved(chats)
+    [conversation] = saved_chats()
     assert conversation["model"] == "tiny"
     assert conversation["messages"][1:] == [
         {"role": "user", "content": "Name three rivers"},
@@ -89,7 +79,7 @@ def test_continue_sends_the_whole_history(server: OllamaTestServer, chats: Path)
         "Hello, world!",
         "second question",
     ]
-    [conversation] = saved(chats)
+    [conversation] = saved_chats()
     assert len(conversation["messages"]) == 4
     assert conversation["options"] == {"num_ctx": 4096}
 
@@ -97,7 +87,7 @@ def test_continue_sends_the_whole_history(server: OllamaTestServer, chats: Path)
 def test_resume_picks_a_conversation_by_id_prefix(server: OllamaTestServer, chats: Path) -> None:
     on(server, "chat", "tiny", "about cats")
     on(server, "chat", "gemma3:12b", "about dogs")
-    cats = next(c for c in saved(chats) if c["messages"][0]["content"] == "about cats")
+    cats = next(c for c in saved_chats() if c["messages"][0]["content"] == "about cats")
     result = on(server, "chat", "--resume", cats["id"][:4], "more")
     assert result.exit_code == 0, result.stderr
     request = chat_requests(server)[-1]
@@ -118,7 +108,7 @@ def test_resume_errors(server: OllamaTestServer, chats: Path) -> None:
 def test_list_show_and_rm(server: OllamaTestServer, chats: Path) -> None:
     on(server, "chat", "tiny", "What is the capital of France?\nAnswer briefly.")
     on(server, "chat", "--continue", "And of Italy?")
-    [conversation] = saved(chats)
+    [conversation] = saved_chats()
     listing = on(server, "chat", "list")
     assert listing.exit_code == 0
     header, row = listing.stdout.splitlines()
@@ -137,7 +127,7 @@ def test_list_show_and_rm(server: OllamaTestServer, chats: Path) -> None:
 
     removed = on(server, "chat", "rm", conversation["id"])
     assert removed.stdout == f"deleted conversation '{conversation['id']}'\n"
-    assert saved(chats) == []
+    assert saved_chats() == []
     assert on(server, "chat", "list").stdout == "ID    MODEL    TURNS    UPDATED    TITLE \n"
 
 
@@ -156,12 +146,10 @@ def test_tools_are_sent_without_streaming_and_calls_printed_as_json(
     assert calls == [
         {"function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}
     ]
-    assert saved(chats)[0]["messages"][-1]["tool_calls"] == calls
+    assert saved_chats()[0]["messages"][-1]["tool_calls"] == calls
 
 
-def test_prepared_messages_are_sent_as_given(
-    server: OllamaTestServer, chats: Path, tmp_path: Path
-) -> None:
+def test_prepared_messages_are_sent_as_given(server: OllamaTestServer, chats: Path) -> None:
     messages = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "2+2?"},
@@ -202,7 +190,7 @@ def test_chat_pulls_a_missing_model_first(server: OllamaTestServer, chats: Path)
     assert [r.path for r in server.requests][:3] == ["/api/show", "/api/pull", "/api/show"]
 
 
-def test_help_shows_both_forms(server: OllamaTestServer) -> None:
+def test_help_shows_both_forms() -> None:
     group = run_cli("chat", "--help")
     assert "ollamactl chat list | show ID | rm ID..." in group.stdout
     assert "--continue" in group.stdout and "Commands:" in group.stdout
@@ -213,43 +201,12 @@ def test_help_shows_both_forms(server: OllamaTestServer) -> None:
     assert re.search(r"Try 'ollamactl chat (-h|--help)' for help\.", wrong.stderr)
 
 
-def _chat_subprocess(server: OllamaTestServer, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ollamactl", "--host", server.url, "chat", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-@contextmanager
-def _reaped(process: subprocess.Popen[str]) -> Iterator[None]:
-    """Whatever happens, the process does not outlive the test."""
-    try:
-        yield
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-
-
-def _wait_for_tokens(process: subprocess.Popen[str], text: str) -> None:
-    assert process.stdout is not None
-    seen = ""
-    while text not in seen:
-        chunk = process.stdout.read(1)
-        assert chunk, f"the answer ended before {text!r}: {seen!r}"
-        seen += chunk
-
-
 def test_sigkill_mid_answer_keeps_every_earlier_turn(server: OllamaTestServer, chats: Path) -> None:
     assert on(server, "chat", "tiny", "turn one").exit_code == 0
     assert on(server, "chat", "--continue", "turn two").exit_code == 0
     server.generation.update(token_count=1000, token_delay=0.01)
-    process = _chat_subprocess(server, "--continue", "turn three")
-    with _reaped(process):
-        _wait_for_tokens(process, "tok3 ")
+    with ollamactl("--host", server.url, "chat", "--continue", "turn three") as process:
+        read_until(process.stdout, b"tok3 ")  # type: ignore[arg-type]
         os.kill(process.pid, signal.SIGKILL)
         process.communicate(timeout=10)
     assert process.returncode == -signal.SIGKILL
@@ -265,7 +222,7 @@ def test_sigkill_mid_answer_keeps_every_earlier_turn(server: OllamaTestServer, c
         "turn three",
         "turn four",
     ], "the question in flight was saved; only its answer was lost"
-    [conversation] = saved(chats)
+    [conversation] = saved_chats()
     assert conversation["messages"][-1] == {"role": "assistant", "content": "Hello, world!"}
 
 
@@ -273,13 +230,12 @@ def test_ctrl_c_keeps_the_partial_answer_marked_interrupted(
     server: OllamaTestServer, chats: Path
 ) -> None:
     server.generation.update(token_count=1000, token_delay=0.01)
-    process = _chat_subprocess(server, "tiny", "count")
-    with _reaped(process):
-        _wait_for_tokens(process, "tok2 ")
+    with ollamactl("--host", server.url, "chat", "tiny", "count") as process:
+        read_until(process.stdout, b"tok2 ")  # type: ignore[arg-type]
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
     assert process.returncode == 130
-    [conversation] = saved(chats)
+    [conversation] = saved_chats()
     last = conversation["messages"][-1]
     assert last["role"] == "assistant" and last["interrupted"] is True
     assert last["content"].startswith("tok0 tok1 tok2 ")

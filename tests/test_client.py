@@ -20,9 +20,9 @@ from ollamactl.errors import (
     ConnectionFailed,
     ModelNotFound,
 )
+from tests.helpers import NGINX_502
 
 BASE = "https://gw.example.com/ollama-api"
-NGINX_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
 def make_client(**flags: object) -> Client:

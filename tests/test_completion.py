@@ -15,6 +15,7 @@ from ollamactl.cli import cli
 from ollamactl.client import Client
 from ollamactl.config import Flags, resolve, save_config
 from tests.conftest import run_cli
+from tests.helpers import dead_url
 from tests.ollama_server import OllamaTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,9 +85,7 @@ def test_the_cache_holds_no_credentials(
 def test_a_dead_server_gives_no_candidates_and_prints_nothing(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    with OllamaTestServer() as dead:
-        url = dead.url
-    assert complete(["--host", url, "rm"], "") == []
+    assert complete(["--host", dead_url(), "rm"], "") == []
     assert complete(["--host", "http://bad host", "rm"], "") == []
     assert capfd.readouterr() == ("", "")
 
@@ -108,9 +107,13 @@ def test_a_warm_cache_completion_does_not_import_requests(
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "sys.stderr.write(' '.join(sys.modules))"
     )
-    cold = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    cold = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
     server.stop()
-    warm = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    warm = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
     assert "gemma3:12b" in cold.stdout and "requests" in cold.stderr.split()
     assert warm.stdout == cold.stdout
     assert not {"requests", "urllib3"} & set(warm.stderr.split())
@@ -126,7 +129,7 @@ def test_bash_requests_in_clicks_own_form_are_answered(server: OllamaTestServer)
         "COMP_CWORD": "2",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "ollamactl"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "ollamactl"], env=env, capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert "plain,gemma3:12b" in done.stdout.splitlines()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ollamactl.config import config_path
 from tests.conftest import run_cli
-from tests.gateway import PREFIX, Gateway, free_port, gateway_fixture  # noqa: F401
+from tests.gateway import PREFIX, Gateway, gateway_fixture  # noqa: F401
+from tests.helpers import free_port
 from tests.ollama_server import OllamaTestServer
 
 
@@ -126,7 +127,7 @@ def test_an_empty_403_suggests_the_host_header(server: OllamaTestServer) -> None
     assert "Host: localhost:11434" in fix_after(result.stdout, "API")
 
 
-def test_connection_refused_fails_tcp(server: OllamaTestServer) -> None:
+def test_connection_refused_fails_tcp() -> None:
     port = free_port()
     result = run_cli("--host", f"127.0.0.1:{port}", "doctor")
     assert result.exit_code == 3

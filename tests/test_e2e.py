@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from click.testing import Result
 
 from tests.backends import Backend
 from tests.conftest import run_cli
+from tests.helpers import verbose_stats
 
 BOUNDED = ("-o", "num_predict=16", "-o", "seed=1", "-o", "temperature=0")
 STATS_LABELS = [
@@ -66,12 +69,6 @@ def unloaded(backend: Backend, name: str) -> bool:
             return False
         time.sleep(0.05)
     return True
-
-
-def stats(stderr: str) -> dict[str, str]:
-    """The --verbose block: label -> value."""
-    found = re.findall(r"^([a-z ]+:) +(\S.*)$", stderr, re.MULTILINE)
-    return {label: value for label, value in found if label in STATS_LABELS}
 
 
 # -- models on the server -------------------------------------------------------------------
@@ -201,8 +198,12 @@ def test_pull_of_a_missing_tag_reports_the_registry_error(backend: Backend) -> N
     assert backend.missing_tag not in names(backend)
 
 
-def start_pull(backend: Backend, name: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """Start `pull --progress json` in a process; return it and its first event with bytes."""
+@contextmanager
+def pulling(backend: Backend, name: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """Run `pull --progress json` in a process; give it and its first event with bytes.
+
+    The process does not outlive the block: it is killed if still running, and reaped.
+    """
     pull = ["pull", "--insecure", "--progress", "json", name]
     child = subprocess.Popen(
         [sys.executable, "-m", "ollamactl", "--host", backend.url, *pull],
@@ -211,20 +212,26 @@ def start_pull(backend: Backend, name: str) -> tuple[subprocess.Popen[str], dict
         stderr=subprocess.PIPE,
         text=True,
     )
-    watchdog = threading.Timer(30, child.kill)  # a stalled pull must not hang the suite
-    watchdog.start()
-    assert child.stderr is not None
-    try:
-        return child, next(e for e in map(json.loads, child.stderr) if e.get("completed"))
-    finally:
-        watchdog.cancel()
+    with child:  # closes the pipes and waits for the process
+        try:
+            watchdog = threading.Timer(30, child.kill)  # a stalled pull must not hang the suite
+            watchdog.start()
+            assert child.stderr is not None
+            try:
+                first = next(e for e in map(json.loads, child.stderr) if e.get("completed"))
+            finally:
+                watchdog.cancel()
+            yield child, first
+        finally:
+            if child.poll() is None:
+                child.kill()
 
 
 def test_an_interrupted_pull_resumes(backend: Backend) -> None:
     stalled = backend.stalled_pull()
-    child, moved = start_pull(backend, stalled.name)
-    child.send_signal(signal.SIGINT)
-    stdout, stderr = child.communicate(timeout=15)
+    with pulling(backend, stalled.name) as (child, moved):
+        child.send_signal(signal.SIGINT)
+        stdout, stderr = child.communicate(timeout=15)
     assert (child.returncode, stdout) == (130, "")
     assert stderr.endswith(
         f"interrupted: the server may keep the partial download of {stalled.name};"
@@ -233,11 +240,11 @@ def test_an_interrupted_pull_resumes(backend: Backend) -> None:
     assert stalled.name not in names(backend)
     assert stalled.released(10)
 
-    child, resumed = start_pull(backend, stalled.name)
-    assert resumed["digest"] == moved["digest"]
-    assert moved["completed"] <= resumed["completed"] < resumed["total"], "where it stopped"
-    stalled.resume()
-    stdout, stderr = child.communicate(timeout=15)
+    with pulling(backend, stalled.name) as (child, resumed):
+        assert resumed["digest"] == moved["digest"]
+        assert moved["completed"] <= resumed["completed"] < resumed["total"], "where it stopped"
+        stalled.resume()
+        stdout, stderr = child.communicate(timeout=15)
     assert (child.returncode, stdout) == (0, "")
     events = [json.loads(line) for line in stderr.splitlines()]
     assert events[-1] == {"status": "success"}
@@ -317,10 +324,10 @@ def test_run_puts_piped_stdin_before_the_prompt_and_verbose_shows_stats(
         input="The quick brown fox jumps over the lazy dog. " * 4,
     )
     for result in (alone, piped):
-        assert list(stats(result.stderr)) == STATS_LABELS
+        assert list(dict(verbose_stats(result.stderr))) == STATS_LABELS
         assert "total duration" not in result.stdout
-    count = int(stats(alone.stderr)["prompt eval count:"].split()[0])
-    assert int(stats(piped.stderr)["prompt eval count:"].split()[0]) > count + 20
+    count = int(dict(verbose_stats(alone.stderr))["prompt eval count:"].split()[0])
+    assert int(dict(verbose_stats(piped.stderr))["prompt eval count:"].split()[0]) > count + 20
 
 
 def test_run_format_json_prints_json(backend: Backend) -> None:
@@ -365,8 +372,11 @@ def test_chat_saves_the_conversation_and_continue_sends_it_again(backend: Backen
     count = json.loads(alone.stdout)["prompt_eval_count"]
     assert json.loads(later.stdout)["prompt_eval_count"] > count, "the first turn is sent too"
     listed = json.loads(ok(backend, "chat", "list", "--json").stdout)
-    assert [(c["title"], c["turns"]) for c in listed] == [("first turn", 2), ("second turn", 1)]
-    shown = json.loads(ok(backend, "chat", "show", listed[0]["id"], "--json").stdout)
+    # the order of two chats saved within the same clock tick is not what this test is about
+    turns = {c["title"]: c["turns"] for c in listed}
+    assert (len(listed), turns) == (2, {"first turn": 2, "second turn": 1})
+    continued = next(c["id"] for c in listed if c["title"] == "first turn")
+    shown = json.loads(ok(backend, "chat", "show", continued, "--json").stdout)
     said = [(m["role"], m["content"]) for m in shown["messages"]]
     assert said == [
         ("user", "first turn"),

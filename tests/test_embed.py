@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import on
 from tests.ollama_server import OllamaTestServer
 
 MODEL = "nomic-embed-text"
-
-
-def on(server: OllamaTestServer, *args: str, input: str | None = None):
-    return run_cli("--host", server.url, *args, input=input)
 
 
 def embed_requests(server: OllamaTestServer) -> list[dict]:

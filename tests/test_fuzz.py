@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import responses
 from click.testing import Result
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ollamactl.cli import cli
@@ -25,20 +25,13 @@ from ollamactl.errors import UsageError
 from ollamactl.modelfile import parse, plan_create
 from ollamactl.params import parse_format, parse_keep_alive, parse_options, parse_think
 from tests.conftest import cli_runner
+from tests.helpers import DOCUMENTED_EXIT_CODES, FUZZ
 
 # Hypothesis's failure report (its patch writer) trips this warning, an error in this suite.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
 )
 BASE = "https://gw.example.com/ollama-api"
-DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5}
-FUZZ = settings(
-    max_examples=150,
-    deadline=None,
-    derandomize=True,  # the same examples in every run: CI never flakes on a new one
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 SERVER_FUZZ = settings(FUZZ, max_examples=100)
 
 # -- what a user types ------------------------------------------------------------------------
@@ -132,15 +125,63 @@ modelfile_line = st.one_of(
 )
 
 
-@FUZZ
-@given(st.lists(modelfile_line, max_size=6).map("\n".join))
+MODELFILE_PIECES = st.sampled_from(
+    [
+        "FROM",
+        "from",
+        "PARAMETER",
+        "MESSAGE",
+        "SYSTEM",
+        "TEMPLATE",
+        "LICENSE",
+        "ADAPTER",
+        "DRAFT",
+        "REQUIRES",
+        "user",
+        "stop",
+        "num_ctx",
+        "temperature",
+        "use_mmap",
+        "mirostat",
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        '"',
+        '"""',
+        "#",
+        "x",
+        "1",
+        "-2.5e3",
+        "~",
+        "./",
+        "..",
+        "/",
+        ":",
+        "é",
+        "\ufeff",
+        "\x00",
+    ]
+)
+modelfile_text = st.one_of(
+    st.lists(modelfile_line, max_size=6).map("\n".join),
+    st.lists(st.one_of(MODELFILE_PIECES, st.text(max_size=5)), max_size=30).map("".join),
+)
+
+
+@settings(FUZZ, max_examples=300)
+@given(modelfile_text)
 def test_a_modelfile_plans_or_is_a_usage_error(text: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         try:
             plan = plan_create(parse(text), Path(folder))
         except UsageError:
             return
-    assert plan is not None
+        assert all(local.path.is_file() for local in plan.files)  # only files that exist
+    body = plan.request("made", {local.path: "sha256:" + "0" * 64 for local in plan.files})
+    assert body["model"] == "made"
+    assert "from" in body or "files" in body, "a plan always has a base (no FROM is an error)"
+    json.dumps(body)  # it goes into a JSON request body
 
 
 # -- what a server sends ----------------------------------------------------------------------
@@ -240,18 +281,23 @@ def ndjson_bodies(draw: st.DrawFn) -> bytes:
 
 
 def run_against(body: bytes | str, method: str, path: str, *args: str) -> Result:
-    """Run the CLI with ``path`` answering ``body`` (every other endpoint answers sanely)."""
+    """Run the CLI with ``path`` answering ``body`` (every other endpoint answers sanely).
+
+    Fails unless the CLI actually requested ``path``: a fuzzed answer nobody reads tests nothing.
+    """
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         content = body.encode() if isinstance(body, str) else body
         mock.add(method, BASE + path, body=content, content_type="application/x-ndjson")
         mock.get(f"{BASE}/api/version", json={"version": "0.9.3"})
-        mock.post(
-            f"{BASE}/api/show",
-            json={"capabilities": ["completion", "embedding"], "details": {}, "model_info": {}},
-        )
-        return cli_runner().invoke(
+        kind = "embedding" if args[0] == "embed" else "completion"
+        show = {"capabilities": [kind], "details": {}, "model_info": {}}
+        mock.post(f"{BASE}/api/show", json=show)
+        result = cli_runner().invoke(
             cli, ["--host", BASE, "--retries", "0", *args], catch_exceptions=True
         )
+        called = [(call.request.method, call.request.url) for call in mock.calls]
+    assert (method, BASE + path) in called, (called, result.output)
+    return result
 
 
 def assert_clean(result: Result) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ollamactl.errors import UsageError
 from ollamactl.modelfile import parse, plan_create, read_modelfile
+from tests.helpers import FUZZ
 
 
 def fields(text: str, base_dir: Path = Path("/nonexistent")) -> dict:
@@ -261,55 +262,6 @@ def test_draft_must_differ_from_from(tmp_path: Path) -> None:
 
 # -- robustness -----------------------------------------------------------------------------
 
-_PIECES = st.sampled_from(
-    [
-        "FROM",
-        "from",
-        "PARAMETER",
-        "MESSAGE",
-        "SYSTEM",
-        "TEMPLATE",
-        "LICENSE",
-        "ADAPTER",
-        "DRAFT",
-        "REQUIRES",
-        "user",
-        "stop",
-        "num_ctx",
-        "temperature",
-        "use_mmap",
-        "mirostat",
-        " ",
-        "\t",
-        "\n",
-        "\r\n",
-        '"',
-        '"""',
-        "#",
-        "x",
-        "1",
-        "-2.5e3",
-        "~",
-        "./",
-        "..",
-        "/",
-        ":",
-        "é",
-        "\ufeff",
-        "\x00",
-    ]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(_PIECES, st.text(max_size=5)), max_size=30).map("".join))
-def test_any_text_parses_or_raises_a_usage_error(text: str) -> None:
-    with contextlib.suppress(UsageError):
-        plan = plan_create(parse(text), Path("/nonexistent-base"))
-        assert any(c.name == "from" for c in parse(text))
-        assert isinstance(plan.fields, dict)
-
-
 _COMMAND_LINES = st.tuples(
     st.sampled_from(
         [
@@ -333,7 +285,7 @@ _COMMAND_LINES = st.tuples(
 ).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(FUZZ, max_examples=300)
 @given(st.lists(_COMMAND_LINES, max_size=6).map(lambda lines: "\n".join(["FROM base", *lines])))
 def test_any_command_value_is_accepted_or_a_usage_error(text: str) -> None:
     with contextlib.suppress(UsageError):

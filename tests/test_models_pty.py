@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import pexpect
 
+from tests.helpers import spawn
 from tests.ollama_server import OllamaTestServer
-
-
-def spawn(server: OllamaTestServer, *args: str) -> pexpect.spawn:
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "ollamactl", "--host", server.url, *args],
-        encoding="utf-8",
-        timeout=10,
-        dimensions=(24, 100),
-    )
 
 
 def test_rm_on_a_terminal_asks_and_no_keeps_the_model(server: OllamaTestServer) -> None:

@@ -21,9 +21,9 @@ from ollamactl.params import (
     read_media,
 )
 from tests.conftest import run_cli
+from tests.helpers import PNG
 from tests.ollama_server import OllamaTestServer
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40
 WEBP = b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 40
 WAV = b"RIFF\x10\x00\x00\x00WAVEfmt " + b"\x00" * 40

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from tests.backends import Backend
+from tests.helpers import ANSI, verbose_stats
 
 pytestmark = pytest.mark.real
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BAR = re.compile("\u2595[^\u258f]*\u258f")
 SPINNER = "\u280b\u2819\u2839\u2838\u283c\u2834\u2826\u2827\u2807\u280f"
 UNFINISHED_BAR = re.compile(r" (?!100%)\d+% ")
@@ -100,11 +100,6 @@ def progress_lines(stderr: str) -> list[str]:
     return lines
 
 
-def stats(stderr: str) -> list[tuple[str, str]]:
-    """The `--verbose` block: (label, value) pairs."""
-    return re.findall(r"^([a-z ]+:) +(\S.*)$", ANSI.sub("", stderr), re.MULTILINE)
-
-
 def sorted_parameters(text: str) -> str:
     """The server lists parameters from a Go map, in random order: compare them sorted.
 
@@ -128,13 +123,25 @@ def sorted_lines(text: str) -> str:
 
 
 @pytest.fixture
-def loaded(real_backend: Backend) -> Backend:
-    """The real server with its model loaded, so that `ps` has a row."""
-    assert (
-        ours(real_backend, "run", real_backend.model, "").returncode == 0
-        or go(real_backend, "run", real_backend.model, "").returncode == 0
-    )
-    return real_backend
+def short_model(real_backend: Backend, tmp_path: Path) -> str:
+    """A copy of the real model whose answers stop after 16 tokens (deleted after the test)."""
+    name = real_backend.unique_name("parity-short")
+    (tmp_path / "Modelfile").write_text(f"FROM {real_backend.model}\nPARAMETER num_predict 16\n")
+    created = ours(real_backend, "create", name, "--progress", "none", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    return name
+
+
+@pytest.fixture
+def loaded(real_backend: Backend) -> str:
+    """The real model, loaded (an empty prompt generates nothing), so that `ps` has a row."""
+    loading = ours(real_backend, "run", real_backend.model, "")
+    assert loading.returncode == 0, loading.stderr
+    running = ours(real_backend, "ps", "-q")
+    assert running.returncode == 0, running.stderr
+    name = real_backend.model if ":" in real_backend.model else real_backend.model + ":latest"
+    assert name in running.stdout.split()
+    return name
 
 
 def test_list_is_identical(real_backend: Backend) -> None:
@@ -146,9 +153,9 @@ def test_list_prefix_filter_is_identical(real_backend: Backend) -> None:
     same_output(real_backend, ["list", real_backend.model.upper()[:2]])
 
 
-def test_ps_is_identical(loaded: Backend) -> None:
-    theirs, _ = same_output(loaded, ["ps"])
-    assert loaded.model in theirs
+def test_ps_is_identical(real_backend: Backend, loaded: str) -> None:
+    theirs, _ = same_output(real_backend, ["ps"])
+    assert loaded in theirs
 
 
 @pytest.mark.parametrize(
@@ -169,12 +176,12 @@ def test_show_verbose_is_identical(real_backend: Backend) -> None:
 
 
 def test_cp_and_rm_say_the_same(real_backend: Backend) -> None:
-    model = real_backend.model
+    model, copy = real_backend.model, real_backend.unique_name("parity-copy")
     for client in (go, ours):
-        copied = client(real_backend, "cp", model, "parity-copy:v1")
-        assert copied.stdout == f"copied '{model}' to 'parity-copy:v1'\n"
-        removed = client(real_backend, "rm", "parity-copy:v1")
-        assert removed.stdout == "deleted 'parity-copy:v1'\n", removed.stderr
+        copied = client(real_backend, "cp", model, copy)
+        assert copied.stdout == f"copied '{model}' to '{copy}'\n"
+        removed = client(real_backend, "rm", copy)
+        assert removed.stdout == f"deleted '{copy}'\n", removed.stderr
 
 
 @pytest.mark.parametrize(
@@ -276,21 +283,27 @@ def test_create_says_the_same(real_backend: Backend, tmp_path: Path) -> None:
     assert mine[-2:] == ["writing manifest", "success"]
 
 
-def test_run_prints_the_answer_and_the_same_statistics(loaded: Backend) -> None:
-    theirs = go(loaded, "run", "--verbose", loaded.model, "Why is the sky blue?")
-    mine = ours(loaded, "run", "--verbose", loaded.model, "Why is the sky blue?")
+def test_run_prints_the_answer_and_the_same_statistics(
+    real_backend: Backend, short_model: str
+) -> None:
+    theirs = go(real_backend, "run", "--verbose", short_model, "Why is the sky blue?")
+    mine = ours(real_backend, "run", "--verbose", short_model, "Why is the sky blue?")
     assert (theirs.returncode, mine.returncode) == (0, 0), mine.stderr
     assert theirs.stdout.endswith("\n\n") and mine.stdout.endswith("\n\n")
-    assert [label for label, _ in stats(mine.stderr)] == [
-        label for label, _ in stats(theirs.stderr)
+    assert [label for label, _ in verbose_stats(mine.stderr)] == [
+        label for label, _ in verbose_stats(theirs.stderr)
     ]
     assert (
-        dict(stats(mine.stderr))["prompt eval count:"]
-        == dict(stats(theirs.stderr))["prompt eval count:"]
+        dict(verbose_stats(mine.stderr))["prompt eval count:"]
+        == dict(verbose_stats(theirs.stderr))["prompt eval count:"]
     ), "the same prompt reaches the model"
-    for (label, value), (_, their_value) in zip(stats(mine.stderr), stats(theirs.stderr)):
+    for (label, value), (_, their_value) in zip(
+        verbose_stats(mine.stderr), verbose_stats(theirs.stderr)
+    ):
         assert re.fullmatch(STAT_VALUE[label], value), (label, value)
         assert re.fullmatch(STAT_VALUE[label], their_value), (label, their_value)
+    evaluated = int(dict(verbose_stats(mine.stderr))["eval count:"].split()[0])
+    assert 1 <= evaluated <= 16, "num_predict 16 applies (a random model may stop sooner)"
 
 
 def test_run_format_json_prints_json_then_a_blank_line(real_backend: Backend) -> None:

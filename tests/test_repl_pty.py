@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pexpect
 import pytest
 
 from tests.conftest import run_cli
+from tests.helpers import PNG, spawn
 from tests.ollama_server import OllamaTestServer
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OLLAMACTL_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
-
-
-def spawn(server: OllamaTestServer, *args: str, **env: str) -> pexpect.spawn:
-    """Start ollamactl in a terminal of 24 lines of 100 columns."""
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "ollamactl", "--host", server.url, *args],
-        env={**os.environ, "TERM": "xterm", **env},
-        encoding="utf-8",
-        timeout=10,
-        dimensions=(24, 100),
-    )
 
 
 def say(child: pexpect.spawn, line: str, *expected: str) -> None:

@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 
 from ollamactl.answer import WordWrapper
-from tests.conftest import run_cli
+from tests.conftest import on, run_cli
+from tests.helpers import ANSI, PNG
 from tests.ollama_server import OllamaTestServer
-
-ANSI = re.compile(r"\x1b\[")
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
-
-
-def on(server: OllamaTestServer, *args: str, input: str | None = None):
-    return run_cli("--host", server.url, *args, input=input)
 
 
 def sent(server: OllamaTestServer, path: str = "/api/generate") -> dict:

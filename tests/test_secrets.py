@@ -14,20 +14,20 @@ from ollamactl.config import config_path
 from tests.conftest import run_cli, seed
 from tests.gateway import (
     EVERY_COMMAND,
+    TOKEN,
     Gateway,
     assert_one_clean_error,
     fill,
     gateway_fixture,  # noqa: F401  (the `gateway` fixture)
     prepare,
 )
+from tests.helpers import DOCUMENTED_EXIT_CODES, NGINX_502
 from tests.ollama_server import OllamaTestServer, RecordedRequest, _Reply
 
 CANARY_TOKEN = "canary-token-c4f1e2"
 CANARY_PASSWORD = "canary-pass-9b7d3a"
 CANARY_HEADER = "canary-header-5e6f70"
-CANARIES = (CANARY_TOKEN, CANARY_PASSWORD, CANARY_HEADER)
-DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5}
-NGINX_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+CANARIES = (CANARY_TOKEN, CANARY_PASSWORD, CANARY_HEADER, TOKEN)  # TOKEN: the gateway's own
 
 #: Server misbehaviours applied to every path, by name.
 FAULTS: dict[str, Callable[[OllamaTestServer], None]] = {
@@ -66,12 +66,21 @@ def assert_no_canary(*texts: str) -> None:
             assert canary not in text, f"{canary} leaked: {text[:2000]}"
 
 
-def assert_no_canary_in_files(folder: Path) -> None:
-    """No file the commands wrote (saved chats, config, caches, logs) holds a secret."""
-    files = [path for path in folder.rglob("*") if path.is_file()]
-    assert files, "nothing was written: the scan would prove nothing"
-    for path in files:
-        assert_no_canary(path.read_bytes().decode("utf-8", "replace"))
+#: What a successful run of EVERY_COMMAND leaves in the user's folders: the saved chat.
+SAVED_CHATS = "home/.local/share/ollamactl/chats/*.json"
+
+
+def assert_no_canary_in_files(root: Path, *, healthy: bool) -> None:
+    """No file the commands wrote (saved chats, config, caches, logs) holds a secret.
+
+    Only the user's folders are scanned (the test's own files, such as the Modelfile or the
+    gateway's nginx.conf, are not the CLI's); after a healthy run they hold the saved chat.
+    """
+    if healthy:
+        assert list(root.glob(SAVED_CHATS)), "no chat was saved: the scan would prove little"
+    for folder in (root / "home", root / "config"):
+        for path in (p for p in folder.rglob("*") if p.is_file()):
+            assert_no_canary(path.read_bytes().decode("utf-8", "replace"))
 
 
 @pytest.mark.parametrize("kind", ["token", "basic-auth"])
@@ -92,7 +101,7 @@ def test_no_secret_in_any_output_or_debug_trace(
             basic = base64.b64encode(f"admin:{CANARY_PASSWORD}".encode()).decode()
             expected = f"Bearer {CANARY_TOKEN}" if kind == "token" else f"Basic {basic}"
             assert server.requests[-1].headers.get("Authorization") == expected, args
-    assert_no_canary_in_files(tmp_path)
+    assert_no_canary_in_files(tmp_path, healthy=fault == "healthy")
 
 
 @pytest.mark.parametrize(
@@ -103,15 +112,34 @@ def test_no_secret_through_the_gateway_and_its_failures(
 ) -> None:
     values = prepare(gateway.upstream, tmp_path)
     url = gateway.url if "-" in where else getattr(gateway, where)
-    options = ["--host", url, "--ca-cert", gateway.ca_cert, "--api-key", CANARY_TOKEN]
-    if where == "no-ca-cert":
-        options = ["--host", url, "--api-key", CANARY_TOKEN]
+    token = CANARY_TOKEN if where == "wrong-token" else gateway.token
+    options = ["--host", url, "--api-key", token]
+    if where != "no-ca-cert":
+        options += ["--ca-cert", gateway.ca_cert]
     secrets = [*options, "-H", f"X-Auth-Token: {CANARY_HEADER}", "--debug", "--retries", "0"]
     for args in (*EVERY_COMMAND, ("doctor",)):
         result = run_cli(*secrets, *fill(args, values))
         assert_no_canary(result.stdout, result.stderr)
         assert result.exit_code in DOCUMENTED_EXIT_CODES, (args, result.stderr)
-    assert_no_canary_in_files(tmp_path)
+        if where == "url":  # the healthy path: every command succeeds through the gateway
+            assert result.exit_code == 0, (args, result.stderr, gateway.log_tail())
+        elif where == "wrong-token" and args != ("doctor",):
+            assert result.exit_code == 4, (args, result.stderr)
+    assert_no_canary_in_files(tmp_path, healthy=where == "url")
+
+
+def test_debug_shows_the_traceback_with_every_secret_redacted(server: OllamaTestServer) -> None:
+    echoed = f"token {CANARY_TOKEN}, header {CANARY_HEADER}, password {CANARY_PASSWORD}"
+    server.add_fault("/api/tags", status=500, body=f'{{"error": "rejected: {echoed}"}}', times=-1)
+    options = [*credentials(server, "basic-auth"), "--api-key", CANARY_TOKEN]
+    options += ["-H", f"X-Auth-Token: {CANARY_HEADER}", "--debug", "--retries", "0"]
+    result = run_cli(*options, "list")
+    assert result.exit_code == 1
+    assert_no_canary(result.stdout, result.stderr)
+    assert "Traceback (most recent call last):" in result.stderr
+    redacted = "rejected: token ***, header ***, password ***"
+    assert result.stderr.count(redacted) == 2, result.stderr  # the traceback and the Error line
+    assert result.stderr.endswith(f"Error: {redacted}\n")
 
 
 # -- credentials stay with their origin -------------------------------------------------------

@@ -16,18 +16,30 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from ollamactl.config import config_path
+from tests.helpers import require_program
 from tests.ollama_server import OllamaTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BASH_SCRIPT = ROOT / "completions" / "ollamactl.bash"
 ZSH_SCRIPT = ROOT / "completions" / "_ollamactl"
-needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+
+
+@pytest.fixture
+def zsh() -> str:
+    """The zsh program (skipped without it, failed under OLLAMACTL_TEST_STRICT)."""
+    found = shutil.which("zsh")
+    require_program(found, "zsh is not installed (apt-get install zsh; .ci/run installs it)")
+    return str(found)
 
 
 @pytest.fixture
 def shell_env(server: OllamaTestServer, tmp_path: Path) -> dict[str, str]:
     """An environment where `ollamactl` runs this checkout against the test server."""
     server.add_model("gemma3:4b")
+    path = config_path()  # two profiles, none of them the default: OLLAMA_HOST still applies
+    path.parent.mkdir(parents=True)
+    path.write_text(f'[profiles.gpu]\nhost = "{server.url}"\n[profiles.laptop]\nhost = "x:1"\n')
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     launcher = bin_dir / "ollamactl"
@@ -52,7 +64,8 @@ def shell_env(server: OllamaTestServer, tmp_path: Path) -> dict[str, str]:
         # bash has split the word at ':'; readline replaces only what follows it
         ("ollamactl rm gemma3:1", ["ollamactl", "rm", "gemma3", ":", "1"], ["12b"]),
         ("ollamactl rm gemma3:", ["ollamactl", "rm", "gemma3", ":"], ["4b", "12b"]),
-        ("ollamactl --profile=", ["ollamactl", "--profile", "="], []),
+        ("ollamactl --profile=", ["ollamactl", "--profile", "="], ["gpu", "laptop"]),
+        ("ollamactl --profile=l", ["ollamactl", "--profile", "=", "l"], ["laptop"]),
     ],
 )
 def test_bash_completion_function(
@@ -101,16 +114,15 @@ def test_bash_readline_completes_names_with_a_colon(shell_env: dict[str, str]) -
         bash.close(force=True)
 
 
-@needs_zsh
-def test_zsh_completes_names_with_a_colon(shell_env: dict[str, str]) -> None:
-    zsh = pexpect.spawn("zsh", ["-f", "-i"], env=shell_env, encoding="utf-8", timeout=20)
+def test_zsh_completes_names_with_a_colon(shell_env: dict[str, str], zsh: str) -> None:
+    shell = pexpect.spawn(zsh, ["-f", "-i"], env=shell_env, encoding="utf-8", timeout=20)
     try:
-        zsh.sendline(
+        shell.sendline(
             f"autoload -Uz compinit && compinit -u -D && source {shlex.quote(str(ZSH_SCRIPT))}"
         )
-        zsh.send("ollamactl rm --dry-run gem\t\t")  # the prefix gemma3:, then the list
-        zsh.expect(r"gemma3:(12b|4b) +gemma3:(12b|4b)")
-        assert type_and_run(zsh, ["1\t"]) == "gemma3:12b"
-        assert type_and_run(zsh, ["ollamactl rm --dry-run nom\t"]) == "nomic-embed-text:latest"
+        shell.send("ollamactl rm --dry-run gem\t\t")  # the prefix gemma3:, then the list
+        shell.expect(r"gemma3:(12b|4b) +gemma3:(12b|4b)")
+        assert type_and_run(shell, ["1\t"]) == "gemma3:12b"
+        assert type_and_run(shell, ["ollamactl rm --dry-run nom\t"]) == "nomic-embed-text:latest"
     finally:
-        zsh.close(force=True)
+        shell.close(force=True)

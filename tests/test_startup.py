@@ -11,7 +11,9 @@ HEAVY = ("requests", "urllib3", "tqdm")
 def imported_after(code: str) -> set[str]:
     """The modules loaded after running ``code`` in a fresh interpreter."""
     probe = f"{code}\nimport sys\nsys.stderr.write('MODULES ' + ' '.join(sys.modules))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
     return set(out.stderr.rpartition("MODULES ")[2].split())
 
 
@@ -32,6 +34,10 @@ def test_help_and_version_do_not_import_heavy_modules() -> None:
 
 def test_python_dash_m_runs_the_cli() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "ollamactl", "--version"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "ollamactl", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     assert out.stdout.startswith("ollamactl version ")

@@ -10,20 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 
-from ollamactl.commands import transfer
-from tests.conftest import run_cli
+from tests.conftest import on, run_cli
 from tests.ollama_server import OllamaTestServer
 
 LAYERS = [2_019_393_189, 1_400, 7_700, 96]
 PLAIN_BAR = re.compile(r"^pulling ([0-9a-f]{12}): +(\d+)% ")
-
-
-@pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Re-issue broken transfers at once: the tests check behaviour, not waiting."""
-    monkeypatch.setattr(transfer, "RETRY_BACKOFF_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -32,12 +24,6 @@ def registry(server: OllamaTestServer) -> Iterator[OllamaTestServer]:
     server.add_registry_model("big:latest", LAYERS)
     server.pull_steps = 10
     yield server
-
-
-def on(server: OllamaTestServer, *args: str) -> Result:
-    result = run_cli("--host", server.url, *args)
-    assert "\x1b" not in result.stderr + result.stdout, "escape codes off a terminal"
-    return result
 
 
 def posts(server: OllamaTestServer, path: str) -> list[Any]:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 
 import pexpect
 import pytest
 
+from tests.helpers import ANSI, spawn
 from tests.ollama_server import OllamaTestServer
 
 COLUMNS = 100
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.fixture
@@ -23,16 +22,6 @@ def registry() -> Iterator[OllamaTestServer]:
         yield server
 
 
-def spawn(server: OllamaTestServer, *args: str) -> pexpect.spawn:
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "ollamactl", "--host", server.url, *args],
-        encoding="utf-8",
-        timeout=10,
-        dimensions=(24, COLUMNS),
-    )
-
-
 def screen_lines(output: str) -> list[str]:
     """The lines left on screen: each carriage return redraws its line, escapes removed."""
     return [ANSI.sub("", line.split("\r")[-1]) for line in output.replace("\r\n", "\n").split("\n")]
@@ -41,7 +30,7 @@ def screen_lines(output: str) -> list[str]:
 def test_pull_draws_go_style_bars_on_a_terminal(registry: OllamaTestServer) -> None:
     registry.pull_steps = 8
     registry.pull_delay = 0.01
-    child = spawn(registry, "pull", "big")
+    child = spawn(registry, "pull", "big", dimensions=(24, COLUMNS))
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
@@ -62,7 +51,7 @@ def test_ctrl_c_during_a_pull_exits_130_and_says_the_download_may_resume(
 ) -> None:
     registry.pull_steps = 200
     registry.pull_delay = 0.05
-    child = spawn(registry, "pull", "big")
+    child = spawn(registry, "pull", "big", dimensions=(24, COLUMNS))
     child.expect(r"pulling [0-9a-f]{12}: ")
     child.sendintr()
     child.expect_exact("the server may keep the partial download of big")

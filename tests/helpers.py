@@ -1,0 +1,102 @@
+"""Small helpers shared by the test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+from contextlib import closing
+from typing import Any, Callable
+
+import pexpect
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.ollama_server import OllamaTestServer
+
+WAIT_SECONDS = 10.0
+#: Set by CI (.ci/run): a test whose program (nginx, zsh, a real Ollama) is missing fails there
+#: instead of skipping. Read at import: the ``isolated_env`` fixture hides OLLAMACTL_* variables.
+STRICT = bool(os.environ.get("OLLAMACTL_TEST_STRICT"))
+#: A terminal escape sequence (CSI: colours, cursor movement, erasing).
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: The smallest file that ollamactl takes for a PNG image (the signature, then anything).
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
+#: nginx's own 502 page, as a gateway in front of a stopped Ollama answers.
+NGINX_502 = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+#: The exit codes ollamactl documents (130, for Ctrl-C, only where a test interrupts).
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5}
+#: Hypothesis settings of every property test: the same examples in every run (CI never flakes
+#: on a new one), no example database, no time limit per example.
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def require_program(found: object, reason: str) -> None:
+    """Skip the test when a program it drives is missing (``found`` is falsy); fail if STRICT."""
+    if found:
+        return
+    if STRICT:
+        pytest.fail(f"{reason}; OLLAMACTL_TEST_STRICT is set, so this is a failure")
+    pytest.skip(reason)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS) -> None:
+    """Poll ``condition`` until it holds; fail the test if it still does not after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still not true after {timeout:g}s: {condition}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def dead_url() -> str:
+    """The URL of a port on 127.0.0.1 where nothing listens (connections are refused)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def spawn(
+    server: OllamaTestServer, *args: str, dimensions: tuple[int, int] = (24, 100), **env: str
+) -> pexpect.spawn:
+    """Start ``python -m ollamactl --host SERVER ARGS`` in a pseudo-terminal (an xterm)."""
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "ollamactl", "--host", server.url, *args],
+        env={**os.environ, "TERM": "xterm", **env},
+        encoding="utf-8",
+        timeout=10,
+        dimensions=dimensions,
+    )
+
+
+def saved_chats() -> list[dict[str, Any]]:
+    """The conversations ``chat`` saved (in the test's data dir), oldest file name first."""
+    from ollamactl.conversations import data_dir
+
+    folder = data_dir() / "chats"
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def verbose_stats(stderr: str) -> list[tuple[str, str]]:
+    """The ``--verbose`` statistics block, as (label, value) pairs, in order.
+
+    Escape sequences and carriage returns become line breaks and spinner frames are dropped:
+    the Go CLI's spinner, erased before the block, leaves no residue.
+    """
+    text = ANSI.sub("\n", stderr).replace("\r", "\n")
+    return re.findall(r"^[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ]*([a-z ]+:) +(\S.*)$", text, re.MULTILINE)
