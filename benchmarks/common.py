@@ -58,8 +58,43 @@ class Run:
     cpu_seconds: float
 
 
+#: Measures a command's peak memory from a small process of its own. A child's ru_maxrss
+#: starts at the size of the process that forked it (Linux counts the parent's pages at
+#: fork and at exec), so forking from this benchmark, which has imported the client and
+#: tqdm, would report at least this benchmark's own size.
+RSS_PROBE = """
+import os, sys
+out = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(out if out >= 0 else null, 1)
+    os.dup2(null, 2)
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def peak_rss_mib(command: Sequence[str], env: dict[str, str], stdout: int | None = None) -> float:
+    """The peak resident memory of one run of ``command``, in MiB (see RSS_PROBE)."""
+    probe = [sys.executable, "-c", RSS_PROBE, str(-1 if stdout is None else stdout), *command]
+    done = subprocess.run(
+        probe, env=env, capture_output=True, text=True, check=True, pass_fds=_fds(stdout)
+    )
+    code, kib = map(int, done.stdout.split())
+    if code != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {code}")
+    return kib / 1024
+
+
+def _fds(stdout: int | None) -> tuple[int, ...]:
+    return () if stdout is None else (stdout,)
+
+
 def run_once(command: Sequence[str], env: dict[str, str], stdout: int | None = None) -> Run:
-    """Run a command to completion and measure it with ``os.wait4`` (its own rusage)."""
+    """Run a command to completion: wall and CPU time (``os.wait4``), and peak memory."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -69,7 +104,7 @@ def run_once(command: Sequence[str], env: dict[str, str], stdout: int | None = N
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
-    return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    return Run(seconds, peak_rss_mib(command, env, stdout), usage.ru_utime + usage.ru_stime)
 
 
 def median_run(
