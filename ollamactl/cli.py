@@ -66,11 +66,12 @@ class App:
             from ollamactl.client import Client
 
             settings = self.settings
-            self._warn_about_transport(settings)
+            self.warn_about_transport(settings)
             self._client = Client(settings)
         return self._client
 
-    def _warn_about_transport(self, settings: Settings) -> None:
+    def warn_about_transport(self, settings: Settings) -> None:
+        """Warn (stderr) about disabled TLS checks and credentials sent over plain http://."""
         if settings.insecure_tls:
             warn("TLS certificate verification is disabled (--insecure-tls)")
         sends_credentials = bool(

@@ -26,6 +26,7 @@ from ollamactl.errors import (
     AuthFailed,
     BadResponse,
     ConnectionFailed,
+    ConnectTimeout,
     ModelNotFound,
     ServerTimeout,
     StreamBroken,
@@ -173,7 +174,7 @@ class Client:
                 hint=_HOST_MISMATCH_HINT if reason == _HOST_MISMATCH else _UNTRUSTED_CERT_HINT,
             ) from e
         except requests.exceptions.ConnectTimeout as e:
-            raise ConnectionFailed(
+            raise ConnectTimeout(
                 f"timed out connecting to {self.base_url}",
                 url=url,
                 hint="check --host/OLLAMA_HOST and the network; --connect-timeout raises the limit",

@@ -67,6 +67,10 @@ class ServerTimeout(ConnectionFailed):
     """The server sent nothing for longer than the read timeout."""
 
 
+class ConnectTimeout(ConnectionFailed):
+    """No connection could be made within the connect timeout."""
+
+
 class StreamBroken(ConnectionFailed):
     """The connection closed in the middle of a streamed response."""
 

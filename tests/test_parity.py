@@ -45,31 +45,25 @@ STAT_VALUE = {
 }
 
 
-def go(backend: Backend, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    assert backend.go_cli
-    env = {**os.environ, "OLLAMA_HOST": backend.url}
+def _client_run(
+    argv: list[str], env: dict[str, str], cwd: Path | None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [backend.go_cli, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
+        argv, capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL, cwd=cwd
     )
+
+
+def go(backend: Backend, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The Go `ollama` CLI against the backend."""
+    assert backend.go_cli
+    return _client_run([backend.go_cli, *args], {**os.environ, "OLLAMA_HOST": backend.url}, cwd)
 
 
 def ours(backend: Backend, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """ollamactl against the backend, with none of the user's Ollama settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "OLLAMACTL_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "ollamactl", "--host", backend.url, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-        cwd=cwd,
-    )
+    argv = [sys.executable, "-m", "ollamactl", "--host", backend.url, *args]
+    return _client_run(argv, env, cwd)
 
 
 def same_output(

@@ -19,6 +19,7 @@ from ollamactl.config import config_path, load_config
 from ollamactl.errors import (
     APIError,
     ConnectionFailed,
+    ConnectTimeout,
     ModelNotFound,
     OllamactlError,
     ServerTimeout,
@@ -433,7 +434,7 @@ def wait(app: App, timeout: float, interval: float) -> None:
     """
     from ollamactl.client import Client
 
-    app.client  # noqa: B018  (built once: it warns about --insecure-tls or plain http://)
+    app.warn_about_transport(app.settings)
     deadline = time.monotonic() + timeout
     while True:
         # Each try gets no retries and no more than the time left, so `wait` ends in time.
@@ -449,7 +450,7 @@ def wait(app: App, timeout: float, interval: float) -> None:
             raise  # a certificate problem does not go away by waiting
         except (ConnectionFailed, APIError) as e:
             if time.monotonic() + interval > deadline:
-                timed_out = isinstance(e, ServerTimeout) or "--connect-timeout" in (e.hint or "")
+                timed_out = isinstance(e, (ServerTimeout, ConnectTimeout))
                 raise ConnectionFailed(
                     f"the server at {app.settings.base_url} was not ready after {timeout:g}s"
                     f" (last error: {e.message})",
