@@ -176,16 +176,6 @@ class OllamaGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
 
-    def _main_shell_completion(
-        self, ctx_args: Any, prog_name: str, complete_var: str | None = None
-    ) -> None:
-        # Completion requests go through ollamactl's own shell classes (colon-safe bash).
-        name = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
-        if os.environ.get(name):
-            import ollamactl.completion  # noqa: F401
-
-        super()._main_shell_completion(ctx_args, prog_name, complete_var)
-
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -278,6 +268,10 @@ def cli(ctx: click.Context, debug: bool, headers: tuple[str, ...], **flags: Any)
 
 def main() -> None:
     """Console-script entry point."""
+    if os.environ.get("_OLLAMACTL_COMPLETE"):
+        # A TAB press: register ollamactl's own shell classes (click's public
+        # add_completion_class) before click looks the shell up.
+        import ollamactl.completion  # noqa: F401
     cli(prog_name="ollamactl")
 
 
