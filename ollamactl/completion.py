@@ -24,6 +24,8 @@ import click
 from click.shell_completion import (
     BashComplete,
     CompletionItem,
+    FishComplete,
+    ZshComplete,
     add_completion_class,
     get_completion_class,
     split_arg_string,
@@ -85,12 +87,13 @@ _BASH_SOURCE = """\
 class ColonSafeBashComplete(BashComplete):
     """Bash completion that keeps words such as ``gemma3:12b`` whole (see ``_BASH_SOURCE``)."""
 
+    name = "bash"
     source_template = _BASH_SOURCE
     _replaced_prefix = ""
 
     def get_completion_args(self) -> tuple[list[str], str]:
         if "COMP_LINE" not in os.environ:  # called the way click's own script calls it
-            return super().get_completion_args()
+            return _words_and_index()
         line = os.environ["COMP_LINE"][: int(os.environ.get("COMP_POINT", 10**9))]
         # A NUL after the cursor makes the word being typed the last token, even when
         # it is empty ("rm ") or inside an open quote ("rm 'my mo").
@@ -107,6 +110,135 @@ class ColonSafeBashComplete(BashComplete):
         if self._replaced_prefix and value.startswith(self._replaced_prefix):
             value = value[len(self._replaced_prefix) :]
         return f"{item.type},{value}"
+
+
+# ollamactl's own zsh script: values without a description go through compadd, which
+# takes them as they are (``gemma3:12b``); values with one go through _describe, which
+# splits at the first unescaped colon, so their colons are escaped. compdef exists only
+# after compinit: a stock zsh without it still gets completion instead of an error at
+# every start.
+_ZSH_SOURCE = """\
+#compdef %(prog_name)s
+
+%(complete_func)s() {
+    local -a completions
+    local -a completions_with_descriptions
+    local -a response
+    (( ! $+commands[%(prog_name)s] )) && return 1
+
+    response=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) \\
+        %(complete_var)s=zsh_complete %(prog_name)s)}")
+
+    for type key descr in ${response}; do
+        if [[ "$type" == "plain" ]]; then
+            if [[ "$descr" == "_" ]]; then
+                completions+=("$key")
+            else
+                completions_with_descriptions+=("$key":"$descr")
+            fi
+        elif [[ "$type" == "dir" ]]; then
+            _path_files -/
+        elif [[ "$type" == "file" ]]; then
+            _path_files -f
+        fi
+    done
+
+    if [ -n "$completions_with_descriptions" ]; then
+        _describe -V unsorted completions_with_descriptions -U
+    fi
+
+    if [ -n "$completions" ]; then
+        compadd -U -V unsorted -a completions
+    fi
+}
+
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+    # autoloaded from fpath: complete now
+    %(complete_func)s "$@"
+else
+    # sourced or eval'd: register the function, loading compinit first if needed
+    (( $+functions[compdef] )) || { autoload -Uz compinit && compinit }
+    compdef %(complete_func)s %(prog_name)s
+fi
+"""
+
+
+@add_completion_class
+class OllamactlZshComplete(ZshComplete):
+    """ollamactl's own zsh script and protocol (type, value and description, one line each)."""
+
+    name = "zsh"
+    source_template = _ZSH_SOURCE
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        return _words_and_index()
+
+    def format_completion(self, item: CompletionItem) -> str:
+        description = _one_line(item.help) or "_"
+        value = str(item.value)
+        if description != "_":
+            value = value.replace(":", r"\:")
+        return f"{item.type}\n{value}\n{description}"
+
+
+# ollamactl's own fish script: each answer line is TYPE,VALUE[<tab>DESCRIPTION]; the split
+# is at the first comma only, so values may contain commas, and ``--`` keeps a value that
+# starts with a dash (an option) from being read as a flag of ``string split``.
+_FISH_SOURCE = """\
+function %(complete_func)s
+    set -l response (env %(complete_var)s=fish_complete COMP_WORDS=(commandline -cp) \\
+        COMP_CWORD=(commandline -t) %(prog_name)s)
+
+    for completion in $response
+        set -l metadata (string split -m 1 "," -- $completion)
+        switch $metadata[1]
+            case dir
+                __fish_complete_directories $metadata[2]
+            case file
+                __fish_complete_path $metadata[2]
+            case plain
+                echo $metadata[2]
+        end
+    end
+end
+
+complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)"
+"""
+
+
+@add_completion_class
+class OllamactlFishComplete(FishComplete):
+    """ollamactl's own fish script and protocol (``TYPE,VALUE`` and a tab before the help)."""
+
+    name = "fish"
+    source_template = _FISH_SOURCE
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        words = split_arg_string(os.environ.get("COMP_WORDS", ""))
+        typed = os.environ.get("COMP_CWORD", "")
+        incomplete = split_arg_string(typed)[0] if typed else ""
+        args = words[1:]
+        if incomplete and args and args[-1] == incomplete:  # fish sends the word in both
+            args.pop()
+        return args, incomplete
+
+    def format_completion(self, item: CompletionItem) -> str:
+        description = _one_line(item.help)
+        line = f"{item.type},{item.value}"
+        return f"{line}\t{description}" if description else line
+
+
+def _words_and_index() -> tuple[list[str], str]:
+    """The arguments before the cursor and the word being typed, from COMP_WORDS/COMP_CWORD."""
+    words = split_arg_string(os.environ.get("COMP_WORDS", ""))
+    index = int(os.environ.get("COMP_CWORD", len(words)))
+    incomplete = words[index] if index < len(words) else ""
+    return words[1:index], incomplete
+
+
+def _one_line(text: str | None) -> str:
+    """A description as one line without tabs (the protocols are line- and tab-separated)."""
+    return " ".join((text or "").split())
 
 
 def _inside_quotes(line: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import subprocess
 import sys
@@ -135,10 +134,6 @@ def test_bash_requests_in_clicks_own_form_are_answered(server: OllamaTestServer)
     assert "plain,gemma3:12b" in done.stdout.splitlines()
 
 
-@pytest.mark.skipif(
-    tuple(map(int, importlib.metadata.version("click").split(".")[:2])) < (8, 2),
-    reason="completions/ is generated with click >= 8.2, whose zsh and fish scripts differ",
-)
 @pytest.mark.parametrize("shell", sorted(COMPLETION_FILES))
 def test_committed_completion_scripts_are_what_the_code_generates(shell: str) -> None:
     committed = (ROOT / "completions" / COMPLETION_FILES[shell]).read_text()

@@ -1,4 +1,4 @@
-"""Completion in the real shells: bash and zsh load completions/ and complete model names.
+"""Completion in the real shells: bash, zsh and fish load completions/ and complete names.
 
 Names such as ``gemma3:12b`` are the hard part: bash splits words at ``:``
 (COMP_WORDBREAKS), so the candidates must fit what readline replaces.
@@ -23,6 +23,7 @@ from tests.ollama_server import OllamaTestServer
 ROOT = Path(__file__).resolve().parent.parent
 BASH_SCRIPT = ROOT / "completions" / "ollamactl.bash"
 ZSH_SCRIPT = ROOT / "completions" / "_ollamactl"
+FISH_SCRIPT = ROOT / "completions" / "ollamactl.fish"
 
 
 @pytest.fixture
@@ -30,6 +31,14 @@ def zsh() -> str:
     """The zsh program (skipped without it, failed under OLLAMACTL_TEST_STRICT)."""
     found = shutil.which("zsh")
     require_program(found, "zsh is not installed (apt-get install zsh; .ci/run installs it)")
+    return str(found)
+
+
+@pytest.fixture
+def fish() -> str:
+    """The fish program (skipped without it, failed under OLLAMACTL_TEST_STRICT)."""
+    found = shutil.which("fish")
+    require_program(found, "fish is not installed (apt-get install fish; .ci/run installs it)")
     return str(found)
 
 
@@ -124,5 +133,69 @@ def test_zsh_completes_names_with_a_colon(shell_env: dict[str, str], zsh: str) -
         shell.expect(r"gemma3:(12b|4b) +gemma3:(12b|4b)")
         assert type_and_run(shell, ["1\t"]) == "gemma3:12b"
         assert type_and_run(shell, ["ollamactl rm --dry-run nom\t"]) == "nomic-embed-text:latest"
+    finally:
+        shell.close(force=True)
+
+
+def fish_completions(fish: str, shell_env: dict[str, str], line: str) -> list[str]:
+    """What fish offers for ``line`` (its own completion engine, ``complete -C``)."""
+    script = f"source {shlex.quote(str(FISH_SCRIPT))}; complete -C {shlex.quote(line)}"
+    done = subprocess.run(
+        [fish, "--no-config", "-c", script],
+        env=shell_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    return [candidate.split("\t")[0] for candidate in done.stdout.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("ollamactl vers", ["version"]),
+        ("ollamactl rm gem", ["gemma3:12b", "gemma3:4b"]),
+        ("ollamactl rm gemma3:1", ["gemma3:12b"]),
+        ("ollamactl --profile l", ["laptop"]),
+        ("ollamactl --host x show nom", []),  # x does not answer: no names, no error
+    ],
+)
+def test_fish_completes_commands_and_model_names(
+    fish: str, shell_env: dict[str, str], line: str, expected: list[str]
+) -> None:
+    assert sorted(fish_completions(fish, shell_env, line)) == expected
+
+
+def test_fish_completes_options_with_their_descriptions(
+    fish: str, shell_env: dict[str, str]
+) -> None:
+    script = f"source {shlex.quote(str(FISH_SCRIPT))}; complete -C 'ollamactl run --verb'"
+    done = subprocess.run(
+        [fish, "--no-config", "-c", script],
+        env=shell_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stdout.startswith("--verbose\t") and "\n" not in done.stdout.rstrip("\n")
+
+
+def test_bash_and_zsh_complete_a_command_name(shell_env: dict[str, str], zsh: str) -> None:
+    bash = pexpect.spawn(
+        "bash", ["--norc", "--noprofile", "-i"], env=shell_env, encoding="utf-8", timeout=20
+    )
+    try:
+        bash.sendline(f"source {shlex.quote(str(BASH_SCRIPT))}")
+        bash.send("ollamactl vers\t --help\r")
+        bash.expect("Usage: ollamactl version")
+    finally:
+        bash.close(force=True)
+    shell = pexpect.spawn(zsh, ["-f", "-i"], env=shell_env, encoding="utf-8", timeout=20)
+    try:
+        # no compinit first: the script loads it when compdef is missing (a stock zsh)
+        shell.sendline(f"source {shlex.quote(str(ZSH_SCRIPT))}")
+        shell.send("ollamactl vers\t --help\r")
+        shell.expect("Usage: ollamactl version")
     finally:
         shell.close(force=True)
