@@ -141,6 +141,7 @@ def warn(message: str) -> None:
 #: ``run`` also for the generate module (never for requests or tqdm).
 COMMANDS: dict[str, str] = {
     "run": "ollamactl.commands.generate:run",
+    "batch": "ollamactl.commands.batch:batch",
     "chat": "ollamactl.commands.generate:chat",
     "embed": "ollamactl.commands.generate:embed",
     "create": "ollamactl.commands.transfer:create",

@@ -1,0 +1,819 @@
+"""The engine of ``ollamactl batch``: many prompts, one answer per line, over several servers.
+
+No click and no printing here: the command passes a function that writes an output line and
+a :class:`Listener` that shows progress, bad input lines and notices.
+
+How a run works (threads, queues, sessions):
+
+- A reader thread parses the input one line at a time (:func:`parse_line`) and admits the
+  items to :class:`_Work`. Admission waits while ``window`` items are on their way (queued,
+  being answered, or answered and not yet written), so memory stays flat in the number of
+  prompts, and ``ordered`` output holds at most ``window`` answers back.
+- Each server gets a thread that checks the model once (``/api/show``; ``/api/pull`` first
+  when asked) and then runs ``parallel`` workers. Each worker owns a
+  :class:`~ollamactl.client.Client`: a requests.Session with one keep-alive connection.
+  requests does not promise that a Session is safe to share between threads (cookies,
+  redirects, adapters), and ``parallel`` connections per server are exactly what keeps
+  ``parallel`` slots (OLLAMA_NUM_PARALLEL) busy, with no pool to size or lock to share.
+- Requests are ``stream: false``: the server joins the answer, the client parses one JSON
+  object per prompt (the CPU that counts when thousands of prompts share two cores), and
+  an answer counts only with ``done: true``.
+- Workers take the retries that are due first, then fresh items in input order, and put
+  every answered or failed item on a bounded event queue.
+- The calling thread writes each finished item as one whole line, keeps the counts and
+  calls the listener. Ctrl-C there (KeyboardInterrupt) writes the answers that already
+  arrived and stops; the others are left to ``--resume``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
+
+from ollamactl.config import Settings
+from ollamactl.errors import (
+    APIError,
+    AuthFailed,
+    ConnectionFailed,
+    ExitCode,
+    ModelNotFound,
+    OllamactlError,
+    ServerTimeout,
+    StreamBroken,
+    TLSFailed,
+    UsageError,
+)
+from ollamactl.params import (
+    RequestControls,
+    parse_format,
+    parse_keep_alive,
+    parse_think,
+    read_media,
+)
+
+if TYPE_CHECKING:
+    from ollamactl.client import Client
+
+Id = Union[str, int]
+JSON = dict[str, Any]
+
+#: The fields an input line in JSON may have.
+LINE_FIELDS = (
+    "id",
+    "prompt",
+    "messages",
+    "system",
+    "options",
+    "format",
+    "images",
+    "think",
+    "keep_alive",
+)
+#: The fields of the server's answer that go into an output line, when present.
+ANSWER_FIELDS = (
+    "response",
+    "thinking",
+    "message",
+    "done_reason",
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
+#: Seconds before the first retry of an item; doubled for each further one, up to the maximum.
+RETRY_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 8.0
+#: A server that fails this many requests in a row hands its items to the other servers.
+SERVER_FAILURE_LIMIT = 3
+#: Seconds between two progress calls while nothing finishes.
+TICK_SECONDS = 1.0
+#: Seconds the threads get to end once the run is over (a request in flight is not waited for).
+JOIN_SECONDS = 2.0
+
+
+# -- input ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One prompt: its id, whether it goes to ``/api/chat``, and its request body sans model."""
+
+    id: Id
+    chat: bool
+    body: JSON
+    seq: int = field(default=0, repr=False)  # admission order (the order of --ordered)
+    attempts: int = field(default=0, repr=False)  # failed tries that count against retries
+    failed_on: object = field(default=None, repr=False)  # the server of the last failed try
+
+
+def parse_line(text: str, number: int, defaults: RequestControls | None = None) -> Item | None:
+    """Parse one input line: a plain prompt, or a JSON object; ``None`` for a blank line.
+
+    ``defaults`` (the command's flags) fill in what the line does not say; a line's
+    ``options`` are merged over the defaults'. Raises UsageError for a bad line.
+
+    >>> parse_line("What is 2+2?", 3)
+    Item(id=3, chat=False, body={'prompt': 'What is 2+2?'})
+    >>> line = '{"id": "q", "messages": [{"role": "user", "content": "hi"}], "system": "Be brief."}'
+    >>> parse_line(line, 4).body["messages"]
+    [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'hi'}]
+    >>> parse_line("   ", 5) is None
+    True
+    >>> parse_line('{"prompt": "hi", "temperature": 0}', 6)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ollamactl.errors.UsageError: unknown field 'temperature' (known: id, prompt, messages, ...)
+    """
+    stripped = text.strip()
+    if not stripped:
+        return None
+    if not stripped.startswith("{"):
+        return _item({"prompt": text.rstrip("\r\n")}, number, defaults or RequestControls())
+    try:
+        fields = json.loads(stripped)
+    except ValueError as e:
+        raise UsageError(f"not a valid JSON object: {e}") from None
+    unknown = sorted(set(fields) - set(LINE_FIELDS))
+    if unknown:
+        raise UsageError(f"unknown field {unknown[0]!r}", hint="known: " + ", ".join(LINE_FIELDS))
+    return _item(fields, number, defaults or RequestControls())
+
+
+def _typed(fields: JSON, key: str, types: tuple[type, ...], what: str) -> Any:
+    """``fields[key]`` if it is one of ``types`` (never a bool unless asked), None if absent."""
+    value = fields.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise UsageError(f"{key!r} must be {what}")
+    return value
+
+
+def _item(fields: JSON, number: int, defaults: RequestControls) -> Item:
+    item_id = fields.get("id", number)
+    if isinstance(item_id, bool) or not isinstance(item_id, (str, int)):
+        raise UsageError("'id' must be a string or an integer")
+    chat = "messages" in fields
+    if chat == ("prompt" in fields):
+        raise UsageError("give either 'prompt' or 'messages'")
+    system = _typed(fields, "system", (str,), "a string") or defaults.system
+    paths = _typed(fields, "images", (list,), "a list of file paths") or []
+    if not all(isinstance(path, str) for path in paths):
+        raise UsageError("'images' must be a list of file paths")
+    images = [read_media(path)[1] for path in paths]
+    body: JSON = {}
+    if chat:
+        body["messages"] = _messages(fields["messages"], system, images)
+    else:
+        body["prompt"] = _typed(fields, "prompt", (str,), "a string")
+        if system:
+            body["system"] = system
+        if images:
+            body["images"] = images
+    options = {**defaults.options, **(_typed(fields, "options", (dict,), "an object") or {})}
+    if options:
+        body["options"] = options
+    for key, value in (
+        ("format", _format(fields.get("format"))),
+        ("keep_alive", _keep_alive(fields.get("keep_alive"))),
+        ("think", _think(fields.get("think"))),
+    ):
+        value = getattr(defaults, key) if value is None else value
+        if value is not None:
+            body[key] = value
+    return Item(item_id, chat, body)
+
+
+def _messages(value: Any, system: str | None, images: list[str]) -> list[JSON]:
+    """A chat's messages, checked; the system message first, the images on the last message."""
+    if not (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in value)
+    ):
+        raise UsageError("'messages' must be a list of objects with a 'role'")
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += value
+    if images:
+        last = messages[-1]
+        messages[-1] = {**last, "images": [*last.get("images", []), *images]}
+    return messages
+
+
+def _format(value: Any) -> Any:
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return parse_format(value)
+    raise UsageError("'format' must be \"json\" or a JSON schema object")
+
+
+def _keep_alive(value: Any) -> Any:
+    if isinstance(value, str):
+        return parse_keep_alive(value)
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise UsageError("'keep_alive' must be a duration such as \"5m\" or a number of seconds")
+
+
+def _think(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return parse_think(value)
+    raise UsageError("'think' must be true, false or a level such as \"high\"")
+
+
+def count_prompts(path: str) -> int:
+    """The number of non-blank lines of a file (read in blocks: memory stays flat)."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def encode(record: JSON) -> bytes:
+    """One output line: compact JSON, UTF-8, newline-terminated."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "replace") + b"\n"
+
+
+def answered_ids(path: str) -> tuple[set[Id], int]:
+    """The ids answered (without ``error``) in an output file, and the bytes cut off its end.
+
+    A trailing partial line (a crash in the middle of a write) is removed from the file so
+    that appending starts on a fresh line. A missing file has no answers.
+    """
+    answered: set[Id] = set()
+    if not os.path.exists(path):
+        return answered, 0
+    with open(path, "rb+") as f:
+        whole = 0
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            whole += len(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "error" not in record:
+                answer_id = record.get("id")
+                if isinstance(answer_id, (str, int)) and not isinstance(answer_id, bool):
+                    answered.add(answer_id)
+        size = os.fstat(f.fileno()).st_size
+        if size > whole:
+            f.truncate(whole)
+    return answered, size - whole
+
+
+class AppendFile:
+    """An output file opened with O_APPEND: each line is one ``os.write`` of the whole line."""
+
+    def __init__(self, path: str, *, keep: bool) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if keep else os.O_TRUNC)
+        self.fd = os.open(path, flags, 0o644)
+
+    def write(self, line: bytes) -> None:
+        """Append ``line`` (the loop only matters if the kernel writes part of it)."""
+        view = memoryview(line)
+        while view:
+            view = view[os.write(self.fd, view) :]
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self.fd)
+
+
+# -- servers and progress ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server to send prompts to: its name in the output (profile or URL) and its settings."""
+
+    name: str
+    settings: Settings
+    redact: Callable[[str], str] = str
+
+
+@dataclass
+class ServerStats:
+    """What one server did: answers, failed prompts, generated tokens, why it was dropped."""
+
+    name: str
+    host: str
+    answered: int = 0
+    failed: int = 0
+    tokens: int = 0
+    error: OllamactlError | None = None
+    message: str = ""
+
+
+@dataclass
+class Stats:
+    """The counts of a run, kept by the thread that runs it (also its final report)."""
+
+    servers: list[ServerStats]
+    answered: int = 0
+    failed: int = 0
+    bad_lines: int = 0
+    skipped: int = 0
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+    #: Why the run ended early: "interrupted", "no server left", or "" (it did not).
+    stopped: str = ""
+    #: Items admitted and neither answered nor failed when the run stopped.
+    unsent: int = 0
+    #: The server whose error left no server to answer (when ``stopped`` says so).
+    stopped_by: ServerStats | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Tokens generated, all servers together."""
+        return sum(s.tokens for s in self.servers)
+
+    def exit_code(self) -> ExitCode:
+        """The run's exit code.
+
+        0 all answered, 1 some failed or bad lines, 130 interrupted; when no server was left,
+        5 if a server lacked the model, else the code of the first server's error.
+        """
+        if self.stopped == "interrupted":
+            return ExitCode.INTERRUPTED
+        if self.stopped:
+            errors = [s.error for s in self.servers if s.error is not None]
+            if any(isinstance(e, ModelNotFound) for e in errors):
+                return ExitCode.NOT_FOUND
+            return errors[0].exit_code if errors else ExitCode.CONNECTION
+        return ExitCode.API_ERROR if self.failed or self.bad_lines else ExitCode.OK
+
+
+class Listener:
+    """What a run reports; every call comes from the thread that runs it. Silent by default."""
+
+    def progress(self, stats: Stats) -> None:
+        """The counts changed (or a second passed)."""
+
+    def bad_line(self, number: int, message: str) -> None:
+        """Input line ``number`` was skipped: ``message`` says why."""
+
+    def notice(self, message: str, *, warning: bool = False) -> None:
+        """Something to tell: a retry, a pull (info), or a server dropped (``warning``)."""
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Server:
+    spec: Server
+    stats: ServerStats
+    options: JSON
+    keep_alive: Any
+    alive: bool = True  # changed under the work lock (see _Work.drop)
+    failures: int = 0  # requests failed in a row (under Batch._lock)
+
+
+class _Work:
+    """The items between the reader and the workers: fresh ones in order, retries when due."""
+
+    def __init__(self, window: int, servers: int) -> None:
+        self.lock = threading.Lock()
+        self._space = threading.Condition(self.lock)  # the reader waits here
+        self._ready = threading.Condition(self.lock)  # the workers wait here
+        self._fresh: deque[Item] = deque()
+        self._due: list[tuple[float, int, Item]] = []
+        self._window = window
+        self._alive = servers  # servers still taking items
+        self._open = 0  # admitted and not yet written
+        self._next_seq = 0
+        self._read_all = False
+        self._closed = False
+
+    def admit(self, item: Item) -> bool:
+        """Queue a fresh item, waiting while the window is full; False once the run stops."""
+        with self.lock:
+            while self._open >= self._window and not self._closed:
+                self._space.wait()
+            if self._closed:
+                return False
+            item.seq, self._next_seq = self._next_seq, self._next_seq + 1
+            self._open += 1
+            self._fresh.append(item)
+            self._ready.notify()
+            return True
+
+    def take(self, server: _Server) -> Item | None:
+        """The next item for a worker of ``server``; None when the run is over or it is dropped."""
+        with self.lock:
+            while True:
+                if self._closed or not server.alive or (self._read_all and not self._open):
+                    self._ready.notify()  # pass on a wake-up meant for a worker that stays
+                    return None
+                now = time.monotonic()
+                if self._due and self._due[0][0] <= now:
+                    item = self._due[0][2]
+                    # a retry goes to another server while there is one
+                    if item.failed_on is not server or self._alive == 1:
+                        return heapq.heappop(self._due)[2]
+                    if not self._fresh:
+                        self._ready.wait(TICK_SECONDS)
+                        continue
+                if self._fresh:
+                    return self._fresh.popleft()
+                self._ready.wait(self._due[0][0] - now if self._due else None)
+
+    def retry(self, item: Item, delay: float) -> None:
+        """Queue ``item`` again, to be taken after ``delay`` seconds."""
+        with self.lock:
+            heapq.heappush(self._due, (time.monotonic() + delay, item.seq, item))
+            self._ready.notify_all()  # rare; and a worker of another server may have to take it
+
+    def written(self, count: int) -> None:
+        """``count`` items left the run (written, or failed for good)."""
+        with self.lock:
+            self._open -= count
+            self._space.notify()
+            if self._read_all and not self._open:
+                self._ready.notify_all()
+
+    def read_all(self) -> None:
+        """The input has ended."""
+        with self.lock:
+            self._read_all = True
+            self._ready.notify_all()
+
+    def drop(self, server: _Server) -> None:
+        """``server`` takes no more items."""
+        with self.lock:
+            server.alive = False
+            self._alive -= 1
+            self._ready.notify_all()
+
+    def close(self) -> int:
+        """Stop: every wait ends; returns the number of items admitted and not written."""
+        with self.lock:
+            self._closed = True
+            self._space.notify_all()
+            self._ready.notify_all()
+            return self._open
+
+    def finished(self) -> bool:
+        """Whether every item of the input was written."""
+        with self.lock:
+            return self._read_all and not self._open
+
+
+@dataclass
+class _Finished:
+    """An item answered or failed for good: its output line."""
+
+    seq: int
+    line: bytes
+    server: _Server
+    ok: bool
+    tokens: int = 0
+
+
+@dataclass
+class _Bad:
+    number: int
+    message: str
+
+
+@dataclass
+class _Notice:
+    message: str
+    warning: bool = False
+
+
+@dataclass
+class _Stop:
+    """The run cannot go on: no server is left, or a thread failed (``error``)."""
+
+    reason: str
+    error: BaseException | None = None
+
+
+_Event = Union[_Finished, _Bad, _Notice, _Stop, None]  # None: the input has ended
+
+
+class Batch:
+    """One run: ``model`` over ``servers``, ``parallel`` requests in flight on each.
+
+    ``write`` gets every output line (bytes, newline included); ``skip`` holds the ids not
+    to send (already answered); ``defaults`` are the request controls of the command line.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        servers: list[Server],
+        write: Callable[[bytes], None],
+        *,
+        parallel: int = 1,
+        retries: int = 2,
+        ordered: bool = False,
+        pull: bool = False,
+        defaults: RequestControls | None = None,
+        skip: Iterable[Id] = (),
+        listener: Listener | None = None,
+        window: int | None = None,
+    ) -> None:
+        self.model = model
+        self.parallel = parallel
+        self.retries = retries
+        self.ordered = ordered
+        self.pull = pull
+        self.defaults = defaults or RequestControls()
+        self.skip = set(skip)
+        self.listener = listener or Listener()
+        self._write = write
+        self._servers = [_server(spec) for spec in servers]
+        self.stats = Stats([s.stats for s in self._servers])
+        window = window or max(16, 4 * parallel * len(servers))
+        self._work = _Work(window, len(servers))
+        self._events: queue.Queue[_Event] = queue.Queue(maxsize=2 * window)
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._held: dict[int, _Finished] = {}  # --ordered: finished, waiting for earlier ones
+        self._next_to_write = 0
+
+    # -- the calling thread ---------------------------------------------------------------
+
+    def run(self, source: BinaryIO) -> Stats:
+        """Send every prompt of ``source``; return the counts (``stopped`` says if it ended early).
+
+        Raises what ``write`` raises (e.g. BrokenPipeError), after stopping the threads.
+        """
+        self.stats.started = time.monotonic()
+        self._start(self._read, source)
+        for server in self._servers:
+            self._start(self._serve, server)
+        try:
+            self._collect()
+        except KeyboardInterrupt:
+            self.stats.stopped = "interrupted"
+            self._drain()
+        finally:
+            self._stopping.set()
+            self.stats.unsent = self._work.close()
+            self.stats.elapsed = time.monotonic() - self.stats.started
+            deadline = time.monotonic() + JOIN_SECONDS
+            for thread in list(self._threads):
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return self.stats
+
+    def _collect(self) -> None:
+        while not self.stats.stopped and not self._work.finished():
+            try:
+                event = self._events.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                self.listener.progress(self.stats)
+                continue
+            self._handle(event)
+
+    def _drain(self) -> None:
+        """Write what finished before Ctrl-C (in --ordered order, what can be)."""
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(event, _Finished):
+                self._handle(event)
+
+    def _handle(self, event: _Event) -> None:
+        if isinstance(event, _Finished):
+            self._finish(event)
+            self.listener.progress(self.stats)
+        elif isinstance(event, _Bad):
+            self.stats.bad_lines += 1
+            self.listener.bad_line(event.number, event.message)
+        elif isinstance(event, _Notice):
+            self.listener.notice(event.message, warning=event.warning)
+        elif isinstance(event, _Stop):
+            if event.error is not None:
+                raise event.error
+            self.stats.stopped = event.reason
+
+    def _finish(self, event: _Finished) -> None:
+        """Write a finished item's line (--ordered: and the held ones it lets through)."""
+        if not self.ordered:
+            self._emit_line(event)
+            self._work.written(1)
+            return
+        self._held[event.seq] = event
+        count = 0
+        while self._next_to_write in self._held:
+            self._emit_line(self._held.pop(self._next_to_write))
+            self._next_to_write += 1
+            count += 1
+        if count:
+            self._work.written(count)
+
+    def _emit_line(self, event: _Finished) -> None:
+        self._write(event.line)
+        stats = event.server.stats
+        if event.ok:
+            self.stats.answered += 1
+            stats.answered += 1
+            stats.tokens += event.tokens
+        else:
+            self.stats.failed += 1
+            stats.failed += 1
+
+    # -- threads --------------------------------------------------------------------------
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        def guarded() -> None:
+            try:
+                target(*args)
+            except BaseException as e:  # a bug must end the run, not leave it waiting
+                self._put(_Stop("error", e))
+
+        thread = threading.Thread(target=guarded, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _put(self, event: _Event) -> None:
+        """Queue an event for the calling thread (given up once the run stops)."""
+        while not self._stopping.is_set():
+            try:
+                self._events.put(event, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _read(self, source: BinaryIO) -> None:
+        try:
+            for number, raw in enumerate(source, 1):
+                try:
+                    item = parse_line(raw.decode("utf-8"), number, self.defaults)
+                except UnicodeDecodeError:
+                    self._put(_Bad(number, "not UTF-8 text"))
+                    continue
+                except UsageError as e:
+                    self._put(_Bad(number, str(e)))
+                    continue
+                if item is None:
+                    continue
+                if item.id in self.skip:
+                    self.stats.skipped += 1
+                    continue
+                if not self._work.admit(item):
+                    return
+        except OSError as e:
+            self._put(_Stop("error", UsageError(f"cannot read the input: {e.strerror or e}")))
+        finally:
+            self._work.read_all()
+            self._put(None)
+
+    def _client(self, server: _Server) -> Client:
+        from ollamactl.client import Client
+
+        return Client(server.spec.settings)
+
+    def _serve(self, server: _Server) -> None:
+        """Check the model on ``server`` (pull it if asked), then run its workers."""
+        client = self._client(server)
+        try:
+            self._check_model(server, client)
+        except OllamactlError as e:
+            client.session.close()
+            self._drop(server, e)
+            return
+        for _ in range(self.parallel - 1):
+            self._start(self._answer, server, self._client(server))
+        self._answer(server, client)
+
+    def _check_model(self, server: _Server, client: Client) -> None:
+        try:
+            client.show(self.model)
+        except ModelNotFound:
+            if not self.pull:
+                raise
+            self._put(_Notice(f"{server.spec.name}: pulling {self.model}"))
+            for _ in client.pull(self.model):
+                pass
+            client.show(self.model)
+            self._put(_Notice(f"{server.spec.name}: pulled {self.model}"))
+
+    def _answer(self, server: _Server, client: Client) -> None:
+        """A worker: answer items until there are none (or the server is dropped)."""
+        with client.session:
+            while (item := self._work.take(server)) is not None:
+                try:
+                    answer = self._ask(client, server, item)
+                except OllamactlError as e:
+                    self._failed(server, item, e)
+                    continue
+                with self._lock:
+                    server.failures = 0
+                record = {"id": item.id, "model": self.model, "server": server.spec.name}
+                record.update((k, answer[k]) for k in ANSWER_FIELDS if k in answer)
+                tokens = answer.get("eval_count")
+                count = tokens if isinstance(tokens, int) else 0
+                self._put(_Finished(item.seq, encode(record), server, True, count))
+
+    def _ask(self, client: Client, server: _Server, item: Item) -> JSON:
+        """One request for ``item``; the answer must be complete (``done: true``)."""
+        body = {"model": self.model, **item.body, "stream": False}
+        if server.options:
+            body["options"] = {**server.options, **item.body.get("options", {})}
+        if server.keep_alive is not None:
+            body.setdefault("keep_alive", server.keep_alive)
+        last = deque((client.chat if item.chat else client.generate)(body), maxlen=1)
+        answer: JSON = last[0] if last else {}
+        if answer.get("done") is not True:
+            raise StreamBroken(f"the answer from {client.base_url} ended before it was done")
+        return answer
+
+    def _failed(self, server: _Server, item: Item, error: OllamactlError) -> None:
+        """Retry ``item`` (elsewhere if the server is at fault) or record it as failed."""
+        message = server.spec.redact(str(error))
+        if _server_fault(error):
+            self._drop(server, error)
+            self._work.retry(item, 0.0)
+            return
+        if _transient(error):
+            item.attempts += 1
+            with self._lock:
+                server.failures += 1
+                others = any(s.alive for s in self._servers if s is not server)
+                give_up = others and server.failures >= SERVER_FAILURE_LIMIT
+            if give_up:
+                self._drop(server, error)
+            if item.attempts <= self.retries:
+                item.failed_on = server
+                retry = f"retry {item.attempts} of {self.retries}"
+                self._put(_Notice(f"{server.spec.name}: {message}; {item.id!r}: {retry}"))
+                delay = RETRY_BACKOFF_SECONDS * 2 ** (item.attempts - 1)
+                self._work.retry(item, min(delay, MAX_BACKOFF_SECONDS))
+                return
+        record = {"id": item.id, "model": self.model, "server": server.spec.name, "error": message}
+        self._put(_Finished(item.seq, encode(record), server, False))
+
+    def _drop(self, server: _Server, error: OllamactlError) -> None:
+        """Take ``server`` out of the run; its items go to the others (or the run stops)."""
+        with self._lock:
+            if not server.alive:
+                return
+            self._work.drop(server)
+            left = any(s.alive for s in self._servers)
+        server.stats.error = error
+        server.stats.message = server.spec.redact(str(error))
+        if not left:
+            self.stats.stopped_by = server.stats
+            self._put(_Stop("no server left"))
+            return
+        where = f"{server.spec.name} ({server.stats.host})"
+        message = f"{where}: {server.stats.message}; the other servers take its prompts"
+        self._put(_Notice(message, warning=True))
+
+
+def _server(spec: Server) -> _Server:
+    """A server's run state, with its profile's default options and keep_alive."""
+    defaults = spec.settings.defaults
+    options = defaults.get("options")
+    keep_alive = defaults.get("keep_alive")
+    return _Server(
+        spec,
+        ServerStats(spec.name, spec.settings.base_url),
+        dict(options) if isinstance(options, dict) else {},
+        None if keep_alive is None else parse_keep_alive(str(keep_alive)),
+    )
+
+
+def _server_fault(error: OllamactlError) -> bool:
+    """Errors that say the server, not the prompt, is the problem: its items go elsewhere.
+
+    A refused connection, DNS, a connect timeout or TLS (the client already retried), refused
+    credentials, or the model gone from it.
+    """
+    if isinstance(error, (ModelNotFound, AuthFailed, TLSFailed)):
+        return True
+    return isinstance(error, ConnectionFailed) and not isinstance(
+        error, (StreamBroken, ServerTimeout)
+    )
+
+
+def _transient(error: OllamactlError) -> bool:
+    """Errors worth another try: a broken or silent connection, a 5xx answer."""
+    if isinstance(error, (StreamBroken, ServerTimeout)):
+        return True
+    return isinstance(error, APIError) and error.status is not None and error.status >= 500
