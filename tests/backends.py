@@ -2,7 +2,8 @@
 
 The real one is started by ``scripts/real-ollama.sh start``; it is found through the
 ``OLLAMACTL_REAL_*`` environment variables, or the env file that script writes in its state
-folder. Without it, tests of the ``real`` tier are skipped with the reason.
+folder. Without it, tests of the ``real`` tier are skipped with the reason. The fixtures
+``backend`` and ``real_backend`` are registered by conftest.py.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_ollama import OllamaTestServer
 from tests.helpers import STRICT
-from tests.ollama_server import OllamaTestServer
 
 DEFAULT_STATE = Path.home() / ".cache" / "ollamactl-real" / "state"
 START_HINT = "start one with: bash scripts/real-ollama.sh start"

@@ -1,17 +1,23 @@
-"""Shared fixtures: an isolated environment, the local Ollama test server, a CLI runner."""
+"""Fixtures for every test: an isolated environment and the fake Ollama server.
+
+Where things are: helpers to run the CLI and seed a server in tests/helpers.py, the fake
+Ollama in tests/fake_ollama/ (``server.last_request("/api/chat")`` tells what it received),
+the ``backend``/``real_backend`` fixtures in tests/backends.py and ``gateway`` in
+tests/gateway.py (registered below).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from ollamactl.cli import cli
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import seed
+
+pytest_plugins = ["tests.backends", "tests.gateway"]
 
 ISOLATED_PREFIXES = ("OLLAMA_", "OLLAMACTL_", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 
@@ -43,28 +49,6 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transfer, "RETRY_BACKOFF_SECONDS", 0.0)
 
 
-def seed(server: OllamaTestServer) -> OllamaTestServer:
-    """Give a test server the models most tests expect."""
-    server.add_model("tiny:latest", size=605_814, parameter_size="148K")
-    server.add_model(
-        "gemma3:12b",
-        size=8_149_190_253,
-        family="gemma3",
-        parameter_size="12.2B",
-        quantization_level="Q4_K_M",
-        capabilities=["completion", "vision"],
-    )
-    server.add_model(
-        "nomic-embed-text:latest",
-        size=274_302_450,
-        family="nomic-bert",
-        parameter_size="137M",
-        quantization_level="F16",
-        capabilities=["embedding"],
-    )
-    return server
-
-
 @pytest.fixture
 def server() -> Iterator[OllamaTestServer]:
     """A local Ollama-compatible server on 127.0.0.1 with three models."""
@@ -77,41 +61,3 @@ def gateway_server() -> Iterator[OllamaTestServer]:
     """The same server behind a path prefix that requires a bearer token."""
     with seed(OllamaTestServer(prefix="/ollama-api", token="canary-token-123")) as srv:
         yield srv
-
-
-def cli_runner() -> CliRunner:
-    """A CliRunner that keeps stderr apart from stdout (click 8.1, for Python 3.9, mixes them)."""
-    try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:  # click >= 8.2: always separate
-        return CliRunner()
-
-
-def run_cli(
-    *args: str, input: str | None = None, env: dict[str, str] | None = None, **kwargs: Any
-) -> Result:
-    """Run the real CLI in-process; stdout and stderr stay separate."""
-    return cli_runner().invoke(
-        cli,
-        list(args),
-        input=input,
-        env=env,
-        prog_name="ollamactl",
-        catch_exceptions=False,
-        **kwargs,
-    )
-
-
-def on(
-    server: OllamaTestServer,
-    *args: str,
-    input: str | None = None,
-    env: dict[str, str] | None = None,
-) -> Result:
-    """Run the CLI against ``server``; off a terminal, nothing may write escape codes."""
-    result = run_cli("--host", server.url, *args, input=input, env=env)
-    assert "\x1b" not in result.stdout + result.stderr, "escape codes off a terminal"
-    return result
-
-
-from tests.backends import backend, real_backend  # noqa: E402, F401  (fixtures)

@@ -10,9 +10,8 @@ two misconfigurations (``/misrouted`` forwards to Ollama's ``/api/``, so request
 certificate names another host.
 
 nginx runs as a non-daemon child with its prefix, temp dirs and logs under the test's tmp dir,
-is stopped at fixture teardown, and kills itself after a bounded lifetime in any case. Use::
-
-    from tests.gateway import gateway_fixture  # noqa: F401  (provides the `gateway` fixture)
+is stopped at fixture teardown, and kills itself after a bounded lifetime in any case. The
+``gateway`` fixture (registered by conftest.py, which also marks its tests ``gateway``)::
 
     def test_list(gateway: Gateway) -> None:
         result = run_cli(*gateway.args(), "list")
@@ -42,9 +41,8 @@ from typing import IO, Any
 
 import pytest
 
-from tests.conftest import seed
-from tests.helpers import free_port, require_program
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import free_port, require_program, seed
 
 PREFIX = "/ollama-api"
 TOKEN = "gw-canary-token-7f3a9c"

@@ -1,4 +1,8 @@
-"""Small helpers shared by the test modules (fixtures live in conftest.py)."""
+"""Helpers shared by the test modules: running the CLI, seeding the fake server, terminals.
+
+Import them from here (``from tests.helpers import on, run_cli``); fixtures live in
+conftest.py, the fake Ollama in tests/fake_ollama/.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ from typing import Any, Callable
 
 import pexpect
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, settings
 
-from tests.ollama_server import OllamaTestServer
+from ollamactl.cli import cli
+from tests.fake_ollama import OllamaTestServer
 
 WAIT_SECONDS = 10.0
 #: Set by CI (.ci/run): a test whose program (nginx, zsh, a real Ollama) is missing fails there
@@ -38,6 +44,63 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+def seed(server: OllamaTestServer) -> OllamaTestServer:
+    """Give a test server the models most tests expect."""
+    server.add_model("tiny:latest", size=605_814, parameter_size="148K")
+    server.add_model(
+        "gemma3:12b",
+        size=8_149_190_253,
+        family="gemma3",
+        parameter_size="12.2B",
+        quantization_level="Q4_K_M",
+        capabilities=["completion", "vision"],
+    )
+    server.add_model(
+        "nomic-embed-text:latest",
+        size=274_302_450,
+        family="nomic-bert",
+        parameter_size="137M",
+        quantization_level="F16",
+        capabilities=["embedding"],
+    )
+    return server
+
+
+def cli_runner() -> CliRunner:
+    """A CliRunner that keeps stderr apart from stdout (click 8.1, for Python 3.9, mixes them)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    except TypeError:  # click >= 8.2: always separate
+        return CliRunner()
+
+
+def run_cli(
+    *args: str, input: str | None = None, env: dict[str, str] | None = None, **kwargs: Any
+) -> Result:
+    """Run the real CLI in-process; stdout and stderr stay separate."""
+    return cli_runner().invoke(
+        cli,
+        list(args),
+        input=input,
+        env=env,
+        prog_name="ollamactl",
+        catch_exceptions=False,
+        **kwargs,
+    )
+
+
+def on(
+    server: OllamaTestServer,
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Run the CLI against ``server``; off a terminal, nothing may write escape codes."""
+    result = run_cli("--host", server.url, *args, input=input, env=env)
+    assert "\x1b" not in result.stdout + result.stderr, "escape codes off a terminal"
+    return result
 
 
 def require_program(found: object, reason: str) -> None:

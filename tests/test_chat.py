@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import on, run_cli
+from tests.fake_ollama import OllamaTestServer
 from tests.gateway import ollamactl, read_until
-from tests.helpers import saved_chats
-from tests.ollama_server import OllamaTestServer
+from tests.helpers import on, run_cli, saved_chats
 
 TOOLS = [
     {

@@ -13,9 +13,8 @@ from click.shell_completion import ShellComplete
 from ollamactl.cli import cli
 from ollamactl.client import Client
 from ollamactl.config import Flags, resolve, save_config
-from tests.conftest import run_cli
-from tests.helpers import dead_url
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import dead_url, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETION_FILES = {"bash": "ollamactl.bash", "zsh": "_ollamactl", "fish": "ollamactl.fish"}

@@ -8,7 +8,7 @@ import pytest
 
 from ollamactl.config import Flags, config_path, resolve
 from ollamactl.errors import ConfigError, UsageError
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 CONFIG = """
 default_profile = "lab"

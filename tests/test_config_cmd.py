@@ -14,9 +14,8 @@ import pytest
 from ollamactl.client import Client
 from ollamactl.config import Flags, config_path, load_config, resolve, save_config
 from ollamactl.errors import ConfigError
-from tests.conftest import run_cli
-from tests.helpers import dead_url
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import dead_url, run_cli
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 
 from ollamactl.config import config_path
-from tests.conftest import run_cli
-from tests.gateway import PREFIX, Gateway, gateway_fixture  # noqa: F401
-from tests.helpers import free_port
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.gateway import PREFIX, Gateway
+from tests.helpers import free_port, run_cli
 
 
 def check_line(stdout: str, name: str) -> str:

@@ -24,8 +24,7 @@ import pexpect
 from click.testing import Result
 
 from tests.backends import Backend
-from tests.conftest import run_cli
-from tests.helpers import verbose_stats
+from tests.helpers import run_cli, verbose_stats
 
 BOUNDED = ("-o", "num_predict=16", "-o", "seed=1", "-o", "temperature=0")
 STATS_LABELS = [

@@ -19,17 +19,9 @@ import pexpect
 import pytest
 
 from ollamactl.config import config_path
-from tests.conftest import on, run_cli
-from tests.gateway import (
-    Gateway,
-    assert_one_clean_error,
-    finish,
-    gateway_fixture,  # noqa: F401  (the `gateway` fixture)
-    ollamactl,
-    read_until,
-)
-from tests.helpers import dead_url, saved_chats
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.gateway import Gateway, assert_one_clean_error, finish, ollamactl, read_until
+from tests.helpers import dead_url, on, run_cli, saved_chats
 
 #: Linux capabilities that let root write into a folder without write permission.
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, PR_CAPBSET_DROP = 1, 2, 24

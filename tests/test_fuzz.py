@@ -24,8 +24,7 @@ from ollamactl.config import HostURL, parse_header, parse_host
 from ollamactl.errors import UsageError
 from ollamactl.modelfile import parse, plan_create
 from ollamactl.params import parse_format, parse_keep_alive, parse_options, parse_think
-from tests.conftest import cli_runner
-from tests.helpers import DOCUMENTED_EXIT_CODES, FUZZ
+from tests.helpers import DOCUMENTED_EXIT_CODES, FUZZ, cli_runner
 
 # Hypothesis's failure report (its patch writer) trips this warning, an error in this suite.
 pytestmark = pytest.mark.filterwarnings(

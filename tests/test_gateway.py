@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli, seed
+from tests.fake_ollama import OllamaTestServer
 from tests.gateway import (
     PREFIX,
     Gateway,
@@ -18,13 +18,12 @@ from tests.gateway import (
     command_params,
     fill,
     finish,
-    gateway_fixture,  # noqa: F401  (the `gateway` fixture)
     ollamactl,
     prepare,
     read_until,
     serving_gateway,
 )
-from tests.ollama_server import OllamaTestServer
+from tests.helpers import run_cli, seed
 
 TLS_HINTS = ("--ca-cert", "REQUESTS_CA_BUNDLE", "--insecure-tls")
 

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ollamactl import __version__
-from tests.conftest import on, run_cli
-from tests.helpers import ANSI, dead_url
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import ANSI, dead_url, on, run_cli
 
 
 def test_list_prints_the_go_table(server: OllamaTestServer) -> None:

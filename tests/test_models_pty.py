@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pexpect
 
+from tests.fake_ollama import OllamaTestServer
 from tests.helpers import spawn
-from tests.ollama_server import OllamaTestServer
 
 
 def test_rm_on_a_terminal_asks_and_no_keeps_the_model(server: OllamaTestServer) -> None:

@@ -20,9 +20,8 @@ from ollamactl.params import (
     parse_think,
     read_media,
 )
-from tests.conftest import run_cli
-from tests.helpers import PNG
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import PNG, run_cli
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40
 WEBP = b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 40

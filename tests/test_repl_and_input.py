@@ -13,9 +13,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import spawn
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import run_cli, spawn
 
 NOT_UTF8 = b"caf\xe9 ?"
 REPLACED = "caf\ufffd ?"

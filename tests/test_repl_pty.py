@@ -8,9 +8,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import PNG, spawn
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import PNG, run_cli, spawn
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from ollamactl.answer import WordWrapper
-from tests.conftest import on, run_cli
-from tests.helpers import ANSI, PNG
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import ANSI, PNG, on, run_cli
 
 
 def sent(server: OllamaTestServer, path: str = "/api/generate") -> dict:

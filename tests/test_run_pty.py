@@ -6,8 +6,8 @@ import re
 
 import pexpect
 
+from tests.fake_ollama import OllamaTestServer
 from tests.helpers import ANSI, spawn
-from tests.ollama_server import OllamaTestServer
 
 COLUMNS = 30
 TEXT = "wrapping words on a narrow terminal keeps every word whole " * 3

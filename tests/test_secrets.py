@@ -11,18 +11,9 @@ from pathlib import Path
 import pytest
 
 from ollamactl.config import config_path
-from tests.conftest import run_cli, seed
-from tests.gateway import (
-    EVERY_COMMAND,
-    TOKEN,
-    Gateway,
-    assert_one_clean_error,
-    fill,
-    gateway_fixture,  # noqa: F401  (the `gateway` fixture)
-    prepare,
-)
-from tests.helpers import DOCUMENTED_EXIT_CODES, NGINX_502
-from tests.ollama_server import OllamaTestServer, RecordedRequest, _Reply
+from tests.fake_ollama import OllamaTestServer, RecordedRequest, Reply
+from tests.gateway import EVERY_COMMAND, TOKEN, Gateway, assert_one_clean_error, fill, prepare
+from tests.helpers import DOCUMENTED_EXIT_CODES, NGINX_502, run_cli, seed
 
 CANARY_TOKEN = "canary-token-c4f1e2"
 CANARY_PASSWORD = "canary-pass-9b7d3a"
@@ -159,7 +150,7 @@ class Redirector(OllamaTestServer):
         if request.path.startswith(MOVED):
             return super()._dispatch(replace(request, path=request.path[len(MOVED) :]))
         location = (self.target or self.url) + MOVED + request.path
-        return _Reply(307, b"", None, (("Location", location),))
+        return Reply(307, b"", None, (("Location", location),))
 
 
 def carries_credentials(request: RecordedRequest) -> bool:

@@ -17,8 +17,8 @@ import pexpect
 import pytest
 
 from ollamactl.config import config_path
+from tests.fake_ollama import OllamaTestServer
 from tests.helpers import require_program
-from tests.ollama_server import OllamaTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BASH_SCRIPT = ROOT / "completions" / "ollamactl.bash"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import on, run_cli
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import on, run_cli
 
 LAYERS = [2_019_393_189, 1_400, 7_700, 96]
 PLAIN_BAR = re.compile(r"^pulling ([0-9a-f]{12}): +(\d+)% ")

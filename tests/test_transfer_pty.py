@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pexpect
 import pytest
 
+from tests.fake_ollama import OllamaTestServer
 from tests.helpers import ANSI, spawn
-from tests.ollama_server import OllamaTestServer
 
 COLUMNS = 100
 

@@ -28,8 +28,8 @@ from ollamactl.config import (
     save_config,
 )
 from ollamactl.errors import BadResponse, UsageError
-from tests.conftest import run_cli
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
+from tests.helpers import run_cli
 
 SECRET = "s3cret-canary-value"
 

@@ -1,4 +1,4 @@
-"""Sanity checks for the Ollama-compatible test server (plain requests against a live instance)."""
+"""Sanity checks for the fake Ollama in tests/fake_ollama/ (plain requests against a live one)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.fake_ollama import JSON_TYPE, OllamaTestServer
 from tests.helpers import wait_until
-from tests.ollama_server import JSON_TYPE, OllamaTestServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -291,10 +293,10 @@ def test_embed_is_deterministic(srv: OllamaTestServer) -> None:
 
 
 def test_script_prints_ready_url() -> None:
-    script = Path(__file__).with_name("ollama_server.py")
     command = [
         sys.executable,
-        str(script),
+        "-m",
+        "tests.fake_ollama",
         "--port",
         "0",
         "--models",
@@ -304,7 +306,7 @@ def test_script_prints_ready_url() -> None:
         "--lifetime",
         "20",
     ]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
         try:
             ready = process.stdout.readline().split()  # type: ignore[union-attr]
             assert ready[0] == "READY"
