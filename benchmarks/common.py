@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVER_SCRIPT = ROOT / "tests" / "ollama_server.py"
 
 
-def ollamactl_command() -> list[str]:
+def ollamactl_command(python: Sequence[str] = (sys.executable,)) -> list[str]:
     """How the console script starts ollamactl, bound to this checkout (whatever is installed)."""
-    return [sys.executable, "-c", "from ollamactl.cli import main; main()"]
+    return [*python, "-c", "from ollamactl.cli import main; main()"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -50,8 +52,16 @@ def local_server(*args: str) -> Iterator[str]:
 
 
 @dataclass
+class Timing:
+    """One run of a child process: wall time and CPU time (user + system), in seconds."""
+
+    seconds: float
+    cpu_seconds: float
+
+
+@dataclass
 class Run:
-    """One child process: wall time (s), peak resident memory (MiB), CPU time (s)."""
+    """A command's figures: wall time (s), peak resident memory (MiB), CPU time (s)."""
 
     seconds: float
     max_rss_mib: float
@@ -77,46 +87,79 @@ print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
 """
 
 
-def peak_rss_mib(command: Sequence[str], env: dict[str, str], stdout: int | None = None) -> float:
-    """The peak resident memory of one run of ``command``, in MiB (see RSS_PROBE)."""
-    probe = [sys.executable, "-c", RSS_PROBE, str(-1 if stdout is None else stdout), *command]
-    done = subprocess.run(
-        probe, env=env, capture_output=True, text=True, check=True, pass_fds=_fds(stdout)
-    )
-    code, kib = map(int, done.stdout.split())
-    if code != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {code}")
-    return kib / 1024
+@dataclass(frozen=True)
+class Job:
+    """A command to measure: its arguments, environment, and the file its stdout goes to."""
+
+    command: Sequence[str]
+    env: dict[str, str]
+    output: Path | None = None  # None: /dev/null
+
+    def time(self) -> Timing:
+        """Run to completion; wall and CPU time from ``os.wait4`` (all threads of the child)."""
+        with self._stdout() as stdout, tempfile.TemporaryFile() as stderr:
+            started = time.perf_counter()
+            process = subprocess.Popen(self.command, env=self.env, stdout=stdout, stderr=stderr)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - started
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                stderr.seek(0)
+                self._check(process.returncode, stderr.read()[-2000:].decode(errors="replace"))
+        return Timing(seconds, usage.ru_utime + usage.ru_stime)
+
+    def peak_rss_mib(self) -> float:
+        """The peak resident memory of one run, in MiB (see RSS_PROBE)."""
+        with self._stdout() as stdout:
+            fd = -1 if stdout == subprocess.DEVNULL else stdout
+            probe = [sys.executable, "-c", RSS_PROBE, str(fd), *self.command]
+            pass_fds = () if fd < 0 else (fd,)
+            done = subprocess.run(
+                probe, env=self.env, capture_output=True, text=True, check=True, pass_fds=pass_fds
+            )
+        code, kib = map(int, done.stdout.split())
+        self._check(code)
+        return kib / 1024
+
+    @contextmanager
+    def _stdout(self) -> Iterator[int]:
+        """A file descriptor for the child's stdout: ``output``, truncated, or /dev/null."""
+        if self.output is None:
+            yield subprocess.DEVNULL
+            return
+        with self.output.open("wb") as out:
+            yield out.fileno()
+
+    def _check(self, code: int, errors: str = "") -> None:
+        if code != 0:
+            raise RuntimeError(f"{shlex.join(self.command)} exited {code}\n{errors}")
 
 
-def _fds(stdout: int | None) -> tuple[int, ...]:
-    return () if stdout is None else (stdout,)
+def sample(jobs: Mapping[str, Job], runs: int) -> dict[str, list[Timing]]:
+    """``runs`` timings of every job, after one warm-up round.
+
+    The jobs take turns (each round runs every job once), so a command and its baseline see
+    the same load from whatever else runs on the machine.
+    """
+    timings: dict[str, list[Timing]] = {name: [] for name in jobs}
+    for round_number in range(runs + 1):
+        for name, job in jobs.items():
+            timing = job.time()
+            if round_number:
+                timings[name].append(timing)
+    return timings
 
 
-def run_once(command: Sequence[str], env: dict[str, str], stdout: int | None = None) -> Run:
-    """Run a command to completion: wall and CPU time (``os.wait4``), and peak memory."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, env=env, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
-    return Run(seconds, peak_rss_mib(command, env, stdout), usage.ru_utime + usage.ru_stime)
+def fastest(timings: list[Timing]) -> Timing:
+    """The least wall and the least CPU time: the figures least disturbed by other processes."""
+    return Timing(min(t.seconds for t in timings), min(t.cpu_seconds for t in timings))
 
 
-def median_run(
-    command: Sequence[str], env: dict[str, str], runs: int, stdout: int | None = None
-) -> Run:
-    """Median wall time, CPU time and peak memory over ``runs`` runs (after one warm-up)."""
-    run_once(command, env, stdout)
-    samples = [run_once(command, env, stdout) for _ in range(runs)]
-    return Run(
-        statistics.median(s.seconds for s in samples),
-        max(s.max_rss_mib for s in samples),
-        statistics.median(s.cpu_seconds for s in samples),
+def median(timings: list[Timing]) -> Timing:
+    """The median wall and CPU time."""
+    return Timing(
+        statistics.median(t.seconds for t in timings),
+        statistics.median(t.cpu_seconds for t in timings),
     )
 
 
@@ -129,7 +172,7 @@ class Row:
     baseline: str
     ratio: float | None
     limit: str
-    ok: bool
+    ok: bool | None  # None: reported, not judged
 
 
 def ratio_row(what: str, seconds: float, base: float, base_name: str, limit: float) -> Row:
@@ -143,3 +186,22 @@ def ratio_row(what: str, seconds: float, base: float, base_name: str, limit: flo
         f"<= {limit:g}x",
         ratio <= limit,
     )
+
+
+def comparison_rows(what: str, ours: Run, theirs: Run, name: str) -> list[Row]:
+    """Wall time, CPU time and peak memory next to another client's (reported, not judged)."""
+    return [
+        Row(
+            f"{what}, {figure}",
+            f"{mine:.1f} {unit}",
+            f"{other:.1f} {unit} ({name})",
+            mine / other,
+            "reported",
+            None,
+        )
+        for figure, mine, other, unit in (
+            ("wall", ours.seconds * 1000, theirs.seconds * 1000, "ms"),
+            ("CPU", ours.cpu_seconds * 1000, theirs.cpu_seconds * 1000, "ms"),
+            ("peak RSS", ours.max_rss_mib, theirs.max_rss_mib, "MiB"),
+        )
+    ]
