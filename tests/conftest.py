@@ -1,5 +1,14 @@
 """Fixtures for every test: an isolated environment and the fake Ollama server.
 
+The fast inner loop leaves out what drives real programs (pseudo-terminals, nginx, shells,
+a real Ollama)::
+
+    python -m pytest -m "not pty and not gateway and not shell and not real"
+
+Markers (declared in pyproject.toml): ``pty`` runs the CLI in a pseudo-terminal, ``gateway``
+goes through the nginx TLS gateway (a test that asks for the ``gateway`` fixture is marked
+here, automatically), ``shell`` drives a real bash or zsh, ``real`` needs a real Ollama.
+
 Where things are: helpers to run the CLI and seed a server in tests/helpers.py, the fake
 Ollama in tests/fake_ollama/ (``server.last_request("/api/chat")`` tells what it received),
 the ``backend``/``real_backend`` fixtures in tests/backends.py and ``gateway`` in
@@ -20,6 +29,14 @@ from tests.helpers import seed
 pytest_plugins = ["tests.backends", "tests.gateway"]
 
 ISOLATED_PREFIXES = ("OLLAMA_", "OLLAMACTL_", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use the nginx gateway (before ``-m`` selects)."""
+    for item in items:
+        if "gateway" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gateway)
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
+import pytest
 from click.testing import Result
 
 from tests.backends import Backend
@@ -334,6 +335,7 @@ def test_run_format_json_prints_json(backend: Backend) -> None:
     assert isinstance(json.loads(result.stdout), dict)
 
 
+@pytest.mark.pty
 def test_the_repl_in_a_terminal(backend: Backend) -> None:
     child = pexpect.spawn(
         sys.executable,

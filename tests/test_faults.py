@@ -273,6 +273,7 @@ def test_connection_dropped_mid_answer_keeps_what_arrived(
         assert saved["messages"][0] == {"role": "user", "content": "Say hello"}
 
 
+@pytest.mark.pty
 @GENERATION
 def test_on_a_terminal_an_error_mid_answer_starts_its_own_line(
     server: OllamaTestServer, command: str, path: str

@@ -25,6 +25,8 @@ from tests.gateway import (
 )
 from tests.helpers import run_cli, seed
 
+pytestmark = pytest.mark.gateway
+
 TLS_HINTS = ("--ca-cert", "REQUESTS_CA_BUNDLE", "--insecure-tls")
 
 

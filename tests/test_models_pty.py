@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pexpect
+import pytest
 
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import spawn
+
+pytestmark = pytest.mark.pty
 
 
 def test_rm_on_a_terminal_asks_and_no_keeps_the_model(server: OllamaTestServer) -> None:

@@ -54,6 +54,7 @@ def requests_to(server: OllamaTestServer, path: str) -> list[dict]:
 # -- the REPL -----------------------------------------------------------------------------
 
 
+@pytest.mark.pty
 def test_list_prints_the_model_table_filtered_by_a_prefix(
     server: OllamaTestServer, data_dir: Path
 ) -> None:
@@ -71,6 +72,7 @@ def test_list_prints_the_model_table_filtered_by_a_prefix(
     assert finish(child) == 0
 
 
+@pytest.mark.pty
 def test_export_replaces_the_file_whole_with_mode_0600(
     server: OllamaTestServer, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -92,6 +94,7 @@ def test_export_replaces_the_file_whole_with_mode_0600(
     assert not list(tmp_path.glob(".chat.md.*")), "no temporary file is left behind"
 
 
+@pytest.mark.pty
 def test_load_of_a_remote_model_connects_instead_of_preloading(
     server: OllamaTestServer, data_dir: Path
 ) -> None:
@@ -113,6 +116,7 @@ def test_load_of_a_remote_model_connects_instead_of_preloading(
     assert loads == ["tiny"], "only the first model was preloaded"
 
 
+@pytest.mark.pty
 def test_set_think_checks_the_level(server: OllamaTestServer, data_dir: Path) -> None:
     server.add_model("qwen3:latest", capabilities=["completion", "thinking"])
     child = repl(server, "qwen3")

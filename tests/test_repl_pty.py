@@ -11,6 +11,8 @@ import pytest
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import PNG, run_cli, spawn
 
+pytestmark = pytest.mark.pty
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

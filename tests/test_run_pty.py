@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pexpect
+import pytest
 
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import ANSI, spawn
 
+pytestmark = pytest.mark.pty
 COLUMNS = 30
 TEXT = "wrapping words on a narrow terminal keeps every word whole " * 3
 #: What the screen receives: text, line ends, and the escapes the word wrapper may send.

@@ -20,6 +20,7 @@ from ollamactl.config import config_path
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import require_program
 
+pytestmark = pytest.mark.shell
 ROOT = Path(__file__).resolve().parent.parent
 BASH_SCRIPT = ROOT / "completions" / "ollamactl.bash"
 ZSH_SCRIPT = ROOT / "completions" / "_ollamactl"
@@ -109,6 +110,7 @@ def type_and_run(shell: pexpect.spawn, keys: list[str]) -> str:
     return str(shell.match.group(1))
 
 
+@pytest.mark.pty
 def test_bash_readline_completes_names_with_a_colon(shell_env: dict[str, str]) -> None:
     bash = pexpect.spawn(
         "bash", ["--norc", "--noprofile", "-i"], env=shell_env, encoding="utf-8", timeout=20
@@ -123,6 +125,7 @@ def test_bash_readline_completes_names_with_a_colon(shell_env: dict[str, str]) -
         bash.close(force=True)
 
 
+@pytest.mark.pty
 def test_zsh_completes_names_with_a_colon(shell_env: dict[str, str], zsh: str) -> None:
     shell = pexpect.spawn(zsh, ["-f", "-i"], env=shell_env, encoding="utf-8", timeout=20)
     try:

@@ -11,6 +11,7 @@ import pytest
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import ANSI, spawn
 
+pytestmark = pytest.mark.pty
 COLUMNS = 100
 
 
