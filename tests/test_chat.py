@@ -39,7 +39,7 @@ def chats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def chat_requests(server: OllamaTestServer) -> list[dict]:
-    return [r.json for r in server.requests if r.path == "/api/chat"]
+    return server.json_bodies("/api/chat")
 
 
 def test_one_shot_chat_answers_and_saves_the_conversation(

@@ -12,7 +12,7 @@ MODEL = "nomic-embed-text"
 
 
 def embed_requests(server: OllamaTestServer) -> list[dict]:
-    return [r.json for r in server.requests if r.path == "/api/embed"]
+    return server.json_bodies("/api/embed")
 
 
 def vectors(stdout: str) -> list[list[float]]:

@@ -49,6 +49,26 @@ def test_root_version_and_routing(srv: OllamaTestServer) -> None:
     assert requests.post(srv.url + "/api/tags").text == "405 method not allowed"
 
 
+def test_what_the_server_received(srv: OllamaTestServer) -> None:
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    requests.post(srv.url + "/api/chat", json=chat, headers={"X-Trace": "1"})
+    requests.get(srv.url + "/api/tags")
+    requests.head(srv.url + "/api/blobs/sha256:" + "0" * 64)
+    assert [(r.method, r.path) for r in srv.requests] == [
+        ("POST", "/api/chat"),
+        ("GET", "/api/tags"),
+        ("HEAD", "/api/blobs/sha256:" + "0" * 64),
+    ]
+    assert srv.last_request().method == "HEAD"
+    assert srv.last_request("/api/chat").headers["X-Trace"] == "1"
+    assert srv.json_bodies("/api/chat") == [chat]
+    assert srv.json_bodies("/api/tags") == [None]  # no body
+    assert [r.method for r in srv.requests_to("/api/*", method="GET")] == ["GET"]
+    assert srv.requests_to("/api/blobs/*")[0].body == b""
+    with pytest.raises(AssertionError, match="no request to /api/pull"):
+        srv.last_request("/api/pull")
+
+
 def test_tags_shape_and_order(srv: OllamaTestServer) -> None:
     srv.add_model("old/model:v1", modified_at="2020-01-01T00:00:00Z", size=1234)
     models = requests.get(srv.url + "/api/tags").json()["models"]

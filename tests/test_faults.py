@@ -10,7 +10,6 @@ import resource
 import signal
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from ollamactl.config import config_path
 from tests.fake_ollama import OllamaTestServer
 from tests.gateway import Gateway, assert_one_clean_error, finish, ollamactl, read_until
-from tests.helpers import dead_url, on, run_cli, saved_chats
+from tests.helpers import dead_url, on, run_cli, saved_chats, wait_until
 
 #: Linux capabilities that let root write into a folder without write permission.
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, PR_CAPBSET_DROP = 1, 2, 24
@@ -245,9 +244,7 @@ def test_ctrl_c_mid_pull_exits_130_quietly(pullable: OllamaTestServer) -> None:
 def test_ctrl_c_while_waiting_for_an_answer_exits_130(server: OllamaTestServer) -> None:
     server.add_fault("/api/tags", delay=10)
     with ollamactl("--host", server.url, "list") as process:
-        deadline = time.monotonic() + 10
-        while not server.requests and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: bool(server.requests))
         process.send_signal(signal.SIGINT)
         code, out, err = finish(process)
     assert code == 130
@@ -273,6 +270,7 @@ def test_connection_dropped_mid_answer_keeps_what_arrived(
         assert saved["messages"][0] == {"role": "user", "content": "Say hello"}
 
 
+@pytest.mark.pty
 @pytest.mark.pty
 @GENERATION
 def test_on_a_terminal_an_error_mid_answer_starts_its_own_line(

@@ -47,13 +47,10 @@ def finish(child: pexpect.spawn) -> int:
     return child.exitstatus
 
 
-def requests_to(server: OllamaTestServer, path: str) -> list[dict]:
-    return [r.json for r in server.requests if r.path == path]
-
-
 # -- the REPL -----------------------------------------------------------------------------
 
 
+@pytest.mark.pty
 @pytest.mark.pty
 def test_list_prints_the_model_table_filtered_by_a_prefix(
     server: OllamaTestServer, data_dir: Path
@@ -72,6 +69,7 @@ def test_list_prints_the_model_table_filtered_by_a_prefix(
     assert finish(child) == 0
 
 
+@pytest.mark.pty
 @pytest.mark.pty
 def test_export_replaces_the_file_whole_with_mode_0600(
     server: OllamaTestServer, data_dir: Path, tmp_path: Path
@@ -95,6 +93,7 @@ def test_export_replaces_the_file_whole_with_mode_0600(
 
 
 @pytest.mark.pty
+@pytest.mark.pty
 def test_load_of_a_remote_model_connects_instead_of_preloading(
     server: OllamaTestServer, data_dir: Path
 ) -> None:
@@ -112,10 +111,11 @@ def test_load_of_a_remote_model_connects_instead_of_preloading(
         "Connecting to 'gpt-oss:20b' on 'https://ollama.com:443'",
     ]
     assert finish(child) == 0
-    loads = [body["model"] for body in requests_to(server, "/api/generate")]
+    loads = [body["model"] for body in server.json_bodies("/api/generate")]
     assert loads == ["tiny"], "only the first model was preloaded"
 
 
+@pytest.mark.pty
 @pytest.mark.pty
 def test_set_think_checks_the_level(server: OllamaTestServer, data_dir: Path) -> None:
     server.add_model("qwen3:latest", capabilities=["completion", "thinking"])
@@ -130,7 +130,7 @@ def test_set_think_checks_the_level(server: OllamaTestServer, data_dir: Path) ->
     assert "Set 'think' mode to 'false'." in say(child, "/set think false")
     say(child, "second")
     assert finish(child) == 0
-    assert [body.get("think") for body in requests_to(server, "/api/chat")] == ["high", False]
+    assert [body.get("think") for body in server.json_bodies("/api/chat")] == ["high", False]
 
 
 # -- undecodable input bytes --------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_chat_with_non_utf8_stdin_saves_the_conversation(
     assert result.stdout == b"Hello, world!\n\n"
     [saved] = [json.loads(p.read_text("utf-8")) for p in (data_dir / "chats").glob("*.json")]
     assert saved["messages"][0] == {"role": "user", "content": REPLACED}
-    assert requests_to(server, "/api/chat")[-1]["messages"][0]["content"] == REPLACED
+    assert server.last_request("/api/chat").json["messages"][0]["content"] == REPLACED
 
 
 @pytest.mark.parametrize("source", ["file", "-f -", "stdin"])
@@ -172,7 +172,7 @@ def test_embed_replaces_undecodable_bytes_in_file_and_stdin_lines(
     )
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
-    assert requests_to(server, "/api/embed") == [
+    assert server.json_bodies("/api/embed") == [
         {"model": "nomic-embed-text", "input": [REPLACED, "plain"]}
     ]
 
@@ -206,5 +206,5 @@ def test_chat_list_follows_updated_at_and_continue_breaks_file_time_ties_with_it
     ]
 
     assert run_cli("--host", server.url, "chat", "--continue", "fourth").exit_code == 0
-    history = requests_to(server, "/api/chat")[-1]["messages"]
+    history = server.last_request("/api/chat").json["messages"]
     assert [m["content"] for m in history if m["role"] == "user"] == ["third", "fourth"]

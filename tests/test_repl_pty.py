@@ -13,6 +13,8 @@ from tests.helpers import PNG, run_cli, spawn
 
 pytestmark = pytest.mark.pty
 
+pytestmark = pytest.mark.pty
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -36,7 +38,7 @@ def finish(child: pexpect.spawn) -> int:
 
 
 def chat_messages(server: OllamaTestServer) -> list[dict]:
-    return [r.json for r in server.requests if r.path == "/api/chat"][-1]["messages"]
+    return server.last_request("/api/chat").json["messages"]
 
 
 def test_a_session_with_set_show_multiline_ctrl_c_and_export(
@@ -79,7 +81,7 @@ def test_a_session_with_set_show_multiline_ctrl_c_and_export(
         {"role": "user", "content": "count slowly"},
         {"role": "user", "content": "are you there?"},
     ]
-    assert [r.json.get("options") for r in server.requests if r.path == "/api/chat"] == [
+    assert [body.get("options") for body in server.json_bodies("/api/chat")] == [
         {"temperature": 0.5}
     ] * 3
 
@@ -129,7 +131,7 @@ def test_help_unknown_commands_and_ctrl_c_at_the_prompt(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert not any(r.path == "/api/chat" for r in server.requests)
+    assert server.requests_to("/api/chat") == []
 
 
 @pytest.mark.parametrize("nohistory", ["", "1"])
@@ -191,6 +193,6 @@ def test_load_save_and_clear(server: OllamaTestServer, data_dir: Path) -> None:
     assert finish(child) == 0
     saved = server.models["my-session:latest"]
     assert [m["content"] for m in saved["messages"]] == ["remember me", "Hello, world!"]
-    last = [r.json for r in server.requests if r.path == "/api/chat"][-1]
+    last = server.last_request("/api/chat").json
     assert last["model"] == "gemma3:12b"
     assert last["messages"] == [{"role": "user", "content": "fresh start"}]

@@ -16,7 +16,7 @@ from tests.helpers import ANSI, PNG, on, run_cli
 
 
 def sent(server: OllamaTestServer, path: str = "/api/generate") -> dict:
-    return [r.json for r in server.requests if r.path == path][-1]
+    return server.last_request(path).json
 
 
 def test_answer_streams_to_stdout_as_the_go_cli_prints_it(server: OllamaTestServer) -> None:

@@ -27,7 +27,7 @@ def registry(server: OllamaTestServer) -> Iterator[OllamaTestServer]:
 
 
 def posts(server: OllamaTestServer, path: str) -> list[Any]:
-    return [r for r in server.requests if r.method == "POST" and r.path.startswith(path)]
+    return server.requests_to(path, method="POST")
 
 
 def layer_digests(server: OllamaTestServer, name: str) -> list[str]:
@@ -264,7 +264,7 @@ def gguf(tmp_path: Path) -> tuple[Path, str]:
 
 
 def blob_requests(server: OllamaTestServer) -> list[str]:
-    return [f"{r.method} {r.path}" for r in server.requests if r.path.startswith("/api/blobs/")]
+    return [f"{r.method} {r.path}" for r in server.requests_to("/api/blobs/*")]
 
 
 def test_create_uploads_a_missing_blob_once(server: OllamaTestServer, gguf: tuple) -> None:
