@@ -271,7 +271,6 @@ def test_connection_dropped_mid_answer_keeps_what_arrived(
 
 
 @pytest.mark.pty
-@pytest.mark.pty
 @GENERATION
 def test_on_a_terminal_an_error_mid_answer_starts_its_own_line(
     server: OllamaTestServer, command: str, path: str

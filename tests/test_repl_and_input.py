@@ -51,7 +51,6 @@ def finish(child: pexpect.spawn) -> int:
 
 
 @pytest.mark.pty
-@pytest.mark.pty
 def test_list_prints_the_model_table_filtered_by_a_prefix(
     server: OllamaTestServer, data_dir: Path
 ) -> None:
@@ -69,7 +68,6 @@ def test_list_prints_the_model_table_filtered_by_a_prefix(
     assert finish(child) == 0
 
 
-@pytest.mark.pty
 @pytest.mark.pty
 def test_export_replaces_the_file_whole_with_mode_0600(
     server: OllamaTestServer, data_dir: Path, tmp_path: Path
@@ -93,7 +91,6 @@ def test_export_replaces_the_file_whole_with_mode_0600(
 
 
 @pytest.mark.pty
-@pytest.mark.pty
 def test_load_of_a_remote_model_connects_instead_of_preloading(
     server: OllamaTestServer, data_dir: Path
 ) -> None:
@@ -115,7 +112,6 @@ def test_load_of_a_remote_model_connects_instead_of_preloading(
     assert loads == ["tiny"], "only the first model was preloaded"
 
 
-@pytest.mark.pty
 @pytest.mark.pty
 def test_set_think_checks_the_level(server: OllamaTestServer, data_dir: Path) -> None:
     server.add_model("qwen3:latest", capabilities=["completion", "thinking"])

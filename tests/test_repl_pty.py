@@ -13,8 +13,6 @@ from tests.helpers import PNG, run_cli, spawn
 
 pytestmark = pytest.mark.pty
 
-pytestmark = pytest.mark.pty
-
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
