@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER_SCRIPT = ROOT / "tests" / "ollama_server.py"
 
 
 def ollamactl_command(python: Sequence[str] = (sys.executable,)) -> list[str]:
@@ -33,9 +32,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @contextmanager
 def local_server(*args: str) -> Iterator[str]:
-    """Run tests/ollama_server.py in a child process on 127.0.0.1; yield its base URL."""
+    """Run the fake Ollama (tests/fake_ollama) in a child process on 127.0.0.1; yield its URL."""
     process = subprocess.Popen(
-        [sys.executable, str(SERVER_SCRIPT), "--port", "0", "--lifetime", "900", *args],
+        [sys.executable, "-m", "tests.fake_ollama", "--port", "0", "--lifetime", "900", *args],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,

@@ -1,9 +1,9 @@
 """CPU cost of drawing pull progress, as a ratio to merely consuming the same event stream.
 
-Runs the local test server (tests/ollama_server.py) in a child process, so only the client's
-CPU is measured, with registry models whose pulls send 10,000 progress events each. For every
-mode it pulls a fresh model through the real CLI (``ollamactl pull --progress MODE``; the tty
-mode draws into a pseudo-terminal) and reads the process CPU time; the baseline iterates
+Runs the fake Ollama (tests/fake_ollama) in a child process, so only the client's CPU is
+measured, with registry models whose pulls send 10,000 progress events each. For every mode it
+pulls a fresh model through the real CLI (``ollamactl pull --progress MODE``; the tty mode
+draws into a pseudo-terminal) and reads the process CPU time; the baseline iterates
 ``Client.pull`` and draws nothing. A second row per mode feeds the already decoded events to
 the display alone. Several runs per mode, medians reported.
 
@@ -51,14 +51,14 @@ LIMITS = {"none": 2.0, "tty": 2.0, "plain": 3.0, "json": 3.0}
 SERVER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from tests.ollama_server import OllamaTestServer
+from tests.fake_ollama import OllamaTestServer
 server = OllamaTestServer(lifetime=600)
 for i in range({models}):
     server.add_registry_model(f"bench{{i}}:latest", [2_000_000_000 + i, 7_700, 1_400, 96])
 server.pull_steps = {steps}
 server.start()
 print("READY", server.url, flush=True)
-server._stopping.wait()
+server.wait_until_stopped()
 """
 
 

@@ -24,8 +24,8 @@ local server: ``--version``, ``list`` and a 100,000-token ``run`` into a file; w
 CPU time (user + system) and peak RSS are reported with the ollamactl/Go ratios, not judged.
 Where it is absent those rows say they were skipped.
 
-It starts its own local server (tests/ollama_server.py) and uses only the project's code, the
-standard library and curl. Exit status 1 when a target is missed.
+It starts its own local server (the fake Ollama, tests/fake_ollama) and uses only the
+project's code, the standard library and curl. Exit status 1 when a target is missed.
 
     python benchmarks/run.py [--runs 7] [--startup-runs 30] [--no-site]
 """

@@ -4,7 +4,7 @@ Run it from the repository root::
 
     python benchmarks/stream.py [--runs 7] [--tokens 100000]
 
-It starts ``tests/ollama_server.py --token-count N`` (a subprocess on 127.0.0.1) and
+It starts ``python -m tests.fake_ollama --token-count N`` (a subprocess on 127.0.0.1) and
 measures, in the same run:
 
 Throughput (target: at least 50,000 tokens/s). ``python -m ollamactl run tiny prompt``
