@@ -65,9 +65,19 @@ def _normalize(vector: list[float], scale: float = 1.0) -> list[float]:
 class Generation(ModelStore):
     """Answers prompts, chats and embedding requests for the models in the store."""
 
-    # The knobs (initialised by OllamaTestServer):
-    generation: dict[str, Any]
-    embed_requires_capability: bool
+    def __init__(self, **http: Any) -> None:
+        super().__init__(**http)
+        #: What every model answers: ``tokens`` (or ``token_count`` numbered ones), a delay per
+        #: token, ``thinking`` pieces (sent when a request asks to think), ``tool_calls``.
+        self.generation: dict[str, Any] = {
+            "tokens": ["Hello", ",", " world", "!"],
+            "token_count": 0,
+            "token_delay": 0.0,
+            "thinking": None,
+            "tool_calls": None,
+        }
+        #: When set, /api/embed refuses models without the "embedding" capability.
+        self.embed_requires_capability = False
 
     def _tokens(self, fmt: Any) -> tuple[Iterable[str], int]:
         """The reply tokens and their number (``format`` turns them into one JSON text)."""

@@ -233,13 +233,15 @@ def model_record(
 class ModelStore(FakeHTTPServer):
     """Models on the server and in its registry; the endpoints that list, show, copy, delete."""
 
-    # The state (initialised by OllamaTestServer):
-    models: dict[str, dict[str, Any]]
-    registry: dict[str, dict[str, Any]]
-    blobs: dict[str, bytes]
-    running: dict[str, dict[str, Any]]
-    #: Length of every embedding (and of the models' embedding_length in /api/show).
-    embedding_length: int
+    def __init__(self, **http: Any) -> None:
+        """``http``: the options of FakeHTTPServer (prefix, token, basic_auth, lifetime, port)."""
+        super().__init__(**http)
+        self.models: dict[str, dict[str, Any]] = {}
+        self.registry: dict[str, dict[str, Any]] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.running: dict[str, dict[str, Any]] = {}
+        #: Length of every embedding (and of the models' embedding_length in /api/show).
+        self.embedding_length = 8
 
     def add_model(
         self,

@@ -53,11 +53,15 @@ def _no_blob(digest: str) -> dict[str, Any]:
 class Transfers(ModelStore):
     """Moves models between the registry and the store, and builds new ones from blobs."""
 
-    # The knobs (initialised by OllamaTestServer):
-    pull_steps: int
-    pull_delay: float
-    pull_progress: dict[str, int]
-    resume_gate: threading.Event | None
+    def __init__(self, **http: Any) -> None:
+        super().__init__(**http)
+        #: Progress events per layer of a pull or push, and seconds between two of them.
+        self.pull_steps = 5
+        self.pull_delay = 0.0
+        #: Digest -> bytes already pulled: a pull resumes from there.
+        self.pull_progress: dict[str, int] = {}
+        #: When set, a resumed pull stops after reporting where it resumes until this is set.
+        self.resume_gate: threading.Event | None = None
 
     def _progress_reply(self, body: RequestBody, events: Events) -> Result:
         """Stream the events, or with ``stream: false`` answer like Ollama's waitForStream."""
