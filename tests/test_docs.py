@@ -140,6 +140,21 @@ def test_the_readme_has_exactly_the_two_set_up_commands() -> None:
     assert commands == ["pip install -e '.[test]'", "python -m pytest"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [README, *sorted(set((ROOT / "docs").glob("*.md")) - {gen_docs.REFERENCE})],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_the_options_the_docs_name_exist(path: Path) -> None:
+    known = {"--help"}
+    for _, command in COMMANDS:
+        for option in gen_docs.options(command):
+            known.update(option.opts + option.secondary_opts)
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", path.read_text()))
+    unknown = sorted(named - known)
+    assert not unknown, f"{path.relative_to(ROOT)} names options no command has: {unknown}"
+
+
 def _anchors(path: Path) -> set[str]:
     """The anchors GitHub gives the headings of a Markdown file."""
     text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.MULTILINE | re.DOTALL)
