@@ -248,17 +248,18 @@ class ModelStore(FakeHTTPServer):
         name: str,
         *,
         size: int = 605_000,
-        family: str = "llama",
-        parameter_size: str = "1M",
-        quantization_level: str = "F32",
-        capabilities: list[str] | None = None,
-        modified_at: str | None = None,
         template: str = DEFAULT_TEMPLATE,
         system: str = "",
         parameters: str = "",
         license: str = "",
+        **details: Any,
     ) -> dict[str, Any]:
-        """Add a local model; ``size`` is its total size over all layers. Returns the record."""
+        """Add a local model; ``size`` is its total size over all layers. Returns the record.
+
+        ``parameters`` are Modelfile-style ``key value`` lines; ``details`` as for
+        :func:`model_record` (family, parameter_size, quantization_level, capabilities,
+        modified_at).
+        """
         key = self._key(name)
         params = parse_parameters(parameters)
         licenses = [license] if license else []
@@ -267,15 +268,11 @@ class ModelStore(FakeHTTPServer):
         record = model_record(
             key,
             [weights, *content],
-            family=family,
-            parameter_size=parameter_size,
-            quantization_level=quantization_level,
-            capabilities=capabilities,
-            modified_at=modified_at,
             template=template,
             system=system,
             parameters=params,
             license=licenses,
+            **details,
         )
         self.models[key] = record
         return record
