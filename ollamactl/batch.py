@@ -149,6 +149,14 @@ def parse_line(text: str, number: int, defaults: RequestControls | None = None) 
     return _item(fields, number, defaults or RequestControls())
 
 
+#: The request controls of a line: the JSON types taken as they are, the parser of a string.
+_CONTROLS: dict[str, tuple[tuple[type, ...], Callable[[str], Any], str]] = {
+    "format": ((dict,), parse_format, '"json" or a JSON schema object'),
+    "keep_alive": ((int, float), parse_keep_alive, 'a duration ("5m") or seconds'),
+    "think": ((bool,), parse_think, 'true, false or a level such as "high"'),
+}
+
+
 def _typed(fields: JSON, key: str, types: tuple[type, ...], what: str) -> Any:
     """``fields[key]`` if it is one of ``types`` (never a bool unless asked), None if absent."""
     value = fields.get(key)
@@ -183,11 +191,9 @@ def _item(fields: JSON, number: int, defaults: RequestControls) -> Item:
     options = {**defaults.options, **(_typed(fields, "options", (dict,), "an object") or {})}
     if options:
         body["options"] = options
-    for key, value in (
-        ("format", _format(fields.get("format"))),
-        ("keep_alive", _keep_alive(fields.get("keep_alive"))),
-        ("think", _think(fields.get("think"))),
-    ):
+    for key, (types, parse, what) in _CONTROLS.items():
+        text = fields.get(key)
+        value = parse(text) if isinstance(text, str) else _typed(fields, key, types, what)
         value = getattr(defaults, key) if value is None else value
         if value is not None:
             body[key] = value
@@ -210,32 +216,8 @@ def _messages(value: Any, system: str | None, images: list[str]) -> list[JSON]:
     return messages
 
 
-def _format(value: Any) -> Any:
-    if value is None or isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        return parse_format(value)
-    raise UsageError("'format' must be \"json\" or a JSON schema object")
-
-
-def _keep_alive(value: Any) -> Any:
-    if isinstance(value, str):
-        return parse_keep_alive(value)
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
-    raise UsageError("'keep_alive' must be a duration such as \"5m\" or a number of seconds")
-
-
-def _think(value: Any) -> Any:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return parse_think(value)
-    raise UsageError("'think' must be true, false or a level such as \"high\"")
-
-
 def count_prompts(path: str) -> int:
-    """The number of non-blank lines of a file (read in blocks: memory stays flat)."""
+    """The number of non-blank lines of a file (read a line at a time: memory stays flat)."""
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
 
@@ -720,7 +702,7 @@ class Batch:
                 try:
                     answer = self._ask(client, server, item)
                 except OllamactlError as e:
-                    self._failed(server, item, e)
+                    self._failed(server, item, _server_fault(e, client) or e)
                     continue
                 with self._lock:
                     server.failures = 0
@@ -743,13 +725,13 @@ class Batch:
             raise StreamBroken(f"the answer from {client.base_url} ended before it was done")
         return answer
 
-    def _failed(self, server: _Server, item: Item, error: OllamactlError) -> None:
+    def _failed(self, server: _Server, item: Item, error: OllamactlError | _ServerFault) -> None:
         """Retry ``item`` (elsewhere if the server is at fault) or record it as failed."""
-        message = server.spec.redact(str(error))
-        if _server_fault(error):
-            self._drop(server, error)
-            self._work.retry(item, 0.0)
+        if isinstance(error, _ServerFault):
+            self._drop(server, error.error)
+            self._work.retry(item, 0.0)  # not the item's fault: no retry used
             return
+        message = server.spec.redact(str(error))
         if _transient(error):
             item.attempts += 1
             with self._lock:
@@ -799,21 +781,32 @@ def _server(spec: Server) -> _Server:
     )
 
 
-def _server_fault(error: OllamactlError) -> bool:
-    """Errors that say the server, not the prompt, is the problem: its items go elsewhere.
+@dataclass
+class _ServerFault:
+    """The server, not the prompt, is the problem: ``error`` says why."""
 
-    A refused connection, DNS, a connect timeout or TLS (the client already retried), refused
-    credentials, or the model gone from it.
+    error: OllamactlError
+
+
+def _server_fault(error: OllamactlError, client: Client) -> _ServerFault | None:
+    """Whether ``error`` puts the server out of the run (its items then go elsewhere).
+
+    Refused credentials, TLS, the model gone from the server; a failed connection when the
+    server does not answer ``/api/version`` either (a connection can also fail because the
+    server closed a kept-alive one at the wrong moment: then the prompt is tried again).
     """
     if isinstance(error, (ModelNotFound, AuthFailed, TLSFailed)):
-        return True
-    return isinstance(error, ConnectionFailed) and not isinstance(
-        error, (StreamBroken, ServerTimeout)
-    )
+        return _ServerFault(error)
+    if isinstance(error, ConnectionFailed) and not isinstance(error, (StreamBroken, ServerTimeout)):
+        try:
+            client.version()
+        except OllamactlError:
+            return _ServerFault(error)
+    return None
 
 
 def _transient(error: OllamactlError) -> bool:
-    """Errors worth another try: a broken or silent connection, a 5xx answer."""
-    if isinstance(error, (StreamBroken, ServerTimeout)):
+    """Errors worth another try: a failed, broken or silent connection, a 5xx answer."""
+    if isinstance(error, ConnectionFailed):
         return True
     return isinstance(error, APIError) and error.status is not None and error.status >= 500

@@ -388,8 +388,9 @@ def _report(
         text = server.message
         if several:
             text = f"no server is left: {server.name} ({server.host}): {text}"
-        if isinstance(server.error, ModelNotFound) and not pull:
-            text += " (add --pull to pull it)"
+        missing = any(isinstance(s.error, ModelNotFound) for s in stats.servers)
+        if missing and not pull:
+            text += " (add --pull to pull the model where it is missing)"
         click.echo(f"Error: {text}", err=True)
         if output:
             click.echo(f"run it again with --resume to send the rest to {output}", err=True)
