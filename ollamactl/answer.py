@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
-import sys
 import threading
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, MutableSequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from ollamactl.errors import OllamactlError
 from ollamactl.params import RequestControls
+from ollamactl.terminal import Terminal
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON
@@ -32,11 +30,6 @@ BOLD = "\x1b[1m"
 RESET = "\x1b[0m"
 SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 NO_MESSAGE: JSON = {}  # stands in for a chat event's missing or malformed message
-
-
-def use_color(stream: IO[str]) -> bool:
-    """Escape codes only on a terminal, and not when NO_COLOR is set."""
-    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def char_width(char: str) -> int:
@@ -50,38 +43,40 @@ class WordWrapper:
     """Wrap streamed text on a terminal as the Go CLI does: a word crossing the margin moves down.
 
     The word already printed is erased (cursor back, clear to end of line) and
-    reprinted on the next line. Used only when the stream is a terminal.
+    reprinted on the next line. Used only when the stream is a terminal; ``width`` is
+    asked for every chunk, so a resized window is followed.
     """
 
-    def __init__(self, stream: TextIO, width: int) -> None:
+    def __init__(self, stream: TextIO, width: Callable[[], int]) -> None:
         self.stream = stream
-        self.limit = width - 5
-        self.longest_word = width - 10
+        self.width = width
         self.column = 0
         self.word = ""
 
     def write(self, text: str) -> None:
         """Print a chunk of the answer at once, moving a word that crosses the margin down."""
+        width = self.width()
+        limit, longest_word = width - 5, width - 10
         out = []
         for char in text:
-            width = char_width(char)
-            if char not in "\r\n" and self.column + width > self.limit:
+            char_columns = char_width(char)
+            if char not in "\r\n" and self.column + char_columns > limit:
                 if char in " \t":
                     out.append("\n")
                     self.column, self.word = 0, ""
                     continue
                 word_width = sum(map(char_width, self.word))
-                if self.word and word_width <= self.longest_word:
+                if self.word and word_width <= longest_word:
                     out.append(f"\x1b[{word_width}D\x1b[K\n{self.word}")
                     self.column = word_width
                 else:
                     out.append("\n")
                     self.column, self.word = 0, ""
             out.append(char)
-            self.column += width
+            self.column += char_columns
             if char in "\r\n":
                 self.column, self.word = 0, ""
-            elif char in " \t" or width > 1:
+            elif char in " \t" or char_columns > 1:
                 self.word = ""
             else:
                 self.word += char
@@ -89,11 +84,10 @@ class WordWrapper:
         self.stream.flush()
 
 
-def _writer(stream: TextIO, wrap: bool) -> Callable[[str], None]:
+def _writer(terminal: Terminal, stream: TextIO, wrap: bool) -> Callable[[str], None]:
     """A function writing text to ``stream`` at once, wrapping words on a terminal if asked."""
-    width = shutil.get_terminal_size().columns
-    if wrap and stream.isatty() and width >= 10:
-        return WordWrapper(stream, width).write
+    if wrap and terminal.fancy(stream) and terminal.width(stream) >= 10:
+        return WordWrapper(stream, lambda: max(terminal.width(stream), 10)).write
     write, flush = stream.write, stream.flush
 
     def write_now(text: str) -> None:
@@ -106,14 +100,15 @@ def _writer(stream: TextIO, wrap: bool) -> Callable[[str], None]:
 class Spinner:
     """A spinner on stderr while waiting for the first token (only on a terminal)."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+    def __init__(self, terminal: Terminal) -> None:
+        self.stream = terminal.stderr
+        self._shown = terminal.fancy(terminal.stderr)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drawn = False
 
     def __enter__(self) -> Spinner:
-        if self.stream.isatty():
+        if self._shown:
             self._thread = threading.Thread(target=self._spin, daemon=True)
             self._thread.start()
         return self
@@ -182,12 +177,15 @@ class Reply:
 class StreamPrinter:
     """Shows a streamed answer: tokens to stdout, thinking to stderr, as they arrive."""
 
-    def __init__(self, controls: RequestControls, *, quiet: bool = False) -> None:
+    def __init__(
+        self, controls: RequestControls, terminal: Terminal, *, quiet: bool = False
+    ) -> None:
+        self.terminal = terminal
         self.hide_thinking = controls.hide_thinking
         self.quiet = quiet
-        self.color = use_color(sys.stderr)
-        self._write = _writer(sys.stdout, controls.word_wrap)
-        self._write_thinking = _writer(sys.stderr, controls.word_wrap)
+        self.color = terminal.color(terminal.stderr)
+        self._write = _writer(terminal, terminal.stdout, controls.word_wrap)
+        self._write_thinking = _writer(terminal, terminal.stderr, controls.word_wrap)
         self._thinking_open = False
         self._thinking_ends_line = True
 
@@ -201,7 +199,7 @@ class StreamPrinter:
             self._consume(events, reply, chat)
         except (KeyboardInterrupt, OllamactlError):
             self._close_thinking()
-            shown = not self.quiet and reply.content and sys.stdout.isatty()
+            shown = not self.quiet and reply.content and self.terminal.stdout_is_tty
             if shown and not reply.content[-1].endswith("\n"):
                 self._write("\n")
             raise
@@ -209,7 +207,7 @@ class StreamPrinter:
 
     def _consume(self, events: Iterator[JSON], reply: Reply, chat: bool) -> None:
         """The per-token path: kept minimal (it is benchmarked at 100,000 tokens)."""
-        with Spinner(sys.stderr):
+        with Spinner(self.terminal):
             first = next(events, None)
         if first is None:
             return

@@ -1,8 +1,8 @@
-"""The root command: global options, the App context object, errors to exit codes.
+"""The root command: global options, the command table, errors to exit codes.
 
 This module must stay cheap to import (``--help``, ``--version`` and shell
 completion run it): requests and tqdm are imported only when a command needs
-the network or a progress bar.
+the network or a progress bar, and a command's module only when it is used.
 """
 
 from __future__ import annotations
@@ -10,28 +10,20 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, NamedTuple
 
 import click
 
 from ollamactl import __version__
-from ollamactl.config import Flags, Settings, _is_secret_header, redact, resolve
-from ollamactl.errors import ExitCode, Interrupted, OllamactlError
+from ollamactl.app import App
+from ollamactl.config import Flags
+from ollamactl.errors import Interrupted, OllamactlError, exit_code_table
+from ollamactl.options import AliasOption, ca_cert_option, header_option
 
-if TYPE_CHECKING:
-    from ollamactl.client import Client
-
-EPILOG = """\b
-Exit codes:
-  0    success
-  1    the server answered with an error
-  2    usage error (bad flag, host, profile or file)
-  3    cannot connect: refused, DNS, TLS, timeout, connection lost
-  4    authentication or authorization refused (HTTP 401/403)
-  5    model not found
-  130  interrupted (Ctrl-C)
-
+EPILOG = (
+    "\b\nExit codes:\n"
+    + "".join(f"  {line}\n" for line in exit_code_table().splitlines())
+    + """
 \b
 Environment variables:
   OLLAMA_HOST         server URL, e.g. https://gw.example.com/ollama-api
@@ -41,87 +33,7 @@ Environment variables:
   OLLAMACTL_CACHE_DIR   folder of the completion cache (default: the user cache dir)
   OLLAMACTL_CA_CERT   CA bundle for TLS verification (or REQUESTS_CA_BUNDLE)
 """
-
-
-class App:
-    """What every command receives: the resolved settings and a lazily built client."""
-
-    def __init__(self, flags: Flags, *, debug: bool = False) -> None:
-        self.flags = flags
-        self.debug = debug
-        self._settings: Settings | None = None
-        self._client: Client | None = None
-
-    @property
-    def settings(self) -> Settings:
-        """The effective settings (resolved on first use)."""
-        if self._settings is None:
-            self._settings = resolve(self.flags)
-        return self._settings
-
-    @property
-    def client(self) -> Client:
-        """The HTTP client (built, and requests imported, on first use)."""
-        if self._client is None:
-            from ollamactl.client import Client
-
-            settings = self.settings
-            self.warn_about_transport(settings)
-            self._client = Client(settings)
-        return self._client
-
-    def warn_about_transport(self, settings: Settings) -> None:
-        """Warn (stderr) about disabled TLS checks and credentials sent over plain http://."""
-        if settings.insecure_tls:
-            warn("TLS certificate verification is disabled (--insecure-tls)")
-        sends_credentials = bool(
-            settings.api_key
-            or settings.host.password
-            or any(_is_secret_header(name) for name in settings.headers)
-        )
-        if sends_credentials and settings.host.scheme == "http" and not settings.host.is_loopback:
-            warn(
-                f"credentials are sent over plain http:// to {settings.host.host};"
-                " use https:// to keep them private"
-            )
-
-    def redact(self, text: str) -> str:
-        """Remove every known secret from ``text`` (safe even if settings failed to resolve)."""
-        secrets = list(filter(None, [self.flags.api_key]))
-        if self._settings is not None:
-            secrets += self._settings.secrets
-        return redact(text, secrets)
-
-
-pass_app = click.make_pass_decorator(App)
-F = TypeVar("F", bound=Callable[..., Any])
-
-#: ``-H`` and ``--ca-cert``: global options, and fields of ``config profile add``.
-header_option = click.option(
-    "-H",
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="HTTP header for every request (repeatable).",
 )
-ca_cert_option = click.option(
-    "--ca-cert", metavar="PATH", help="CA bundle to verify the server's certificate."
-)
-
-
-def json_option(func: F) -> F:
-    """``--json``: print the API objects as returned, for scripts."""
-    return click.option("--json", "as_json", is_flag=True, help="Print the API response as JSON.")(
-        func
-    )
-
-
-def echo_json(value: Any) -> None:
-    """Print a value as JSON on stdout."""
-    from ollamactl import render
-
-    click.echo(render.to_json(value))
 
 
 def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -130,36 +42,71 @@ def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: s
     return complete_profiles(ctx, param, incomplete)
 
 
-def warn(message: str) -> None:
-    """Write a warning line to stderr."""
-    click.echo(f"Warning: {message}", err=True)
+class Entry(NamedTuple):
+    """A command of the table: where it is (``module:attribute``) and what it does."""
+
+    target: str
+    summary: str
 
 
-#: Every command, registered explicitly as name -> "module:attribute". A command's module is
-#: imported only when that command is used (``--help`` imports them all to list them), so
-#: ``--version`` pays for click and this file alone, and ``run --help`` or a TAB press on
-#: ``run`` also for the generate module (never for requests or tqdm).
-COMMANDS: dict[str, str] = {
-    "run": "ollamactl.commands.generate:run",
-    "batch": "ollamactl.commands.batch:batch",
-    "chat": "ollamactl.commands.generate:chat",
-    "embed": "ollamactl.commands.generate:embed",
-    "create": "ollamactl.commands.transfer:create",
-    "pull": "ollamactl.commands.transfer:pull",
-    "push": "ollamactl.commands.transfer:push",
-    "list": "ollamactl.commands.models:list_models",
-    "ls": "ollamactl.commands.models:list_models",
-    "ps": "ollamactl.commands.models:ps",
-    "show": "ollamactl.commands.models:show",
-    "cp": "ollamactl.commands.models:cp",
-    "rm": "ollamactl.commands.models:rm",
-    "stop": "ollamactl.commands.models:stop",
-    "version": "ollamactl.commands.models:version",
-    "wait": "ollamactl.commands.models:wait",
-    "exists": "ollamactl.commands.models:exists",
-    "doctor": "ollamactl.commands.doctor:doctor",
-    "config": "ollamactl.commands.config_cmd:config_group",
-    "completion": "ollamactl.completion:completion",
+#: Every command, registered explicitly, with its one-line summary (as pip's command table).
+#: A command's module is imported only when that command is used: ``--version`` and
+#: ``--help`` pay for click and this file alone, ``run --help`` or a TAB press on ``run``
+#: also for the run module (never for requests or tqdm).
+COMMANDS: dict[str, Entry] = {
+    "run": Entry(
+        "ollamactl.commands.run:run", "Run a model: answer PROMPT, or chat in a REPL on a terminal."
+    ),
+    "batch": Entry(
+        "ollamactl.commands.batch:batch",
+        "Answer many prompts: one JSON line out per line in, over one or more servers.",
+    ),
+    "chat": Entry(
+        "ollamactl.commands.chat:chat", "Chat with a model; conversations are saved locally."
+    ),
+    "embed": Entry(
+        "ollamactl.commands.embed:embed",
+        "Compute embeddings: one JSON array per input, one per line.",
+    ),
+    "create": Entry("ollamactl.commands.transfer:create", "Create a model from a Modelfile."),
+    "pull": Entry(
+        "ollamactl.commands.transfer:pull", "Pull models from a registry onto the server."
+    ),
+    "push": Entry(
+        "ollamactl.commands.transfer:push", "Push a model from the server to a registry."
+    ),
+    "list": Entry(
+        "ollamactl.commands.models:list_models", "List the models on the server (alias: ls)."
+    ),
+    "ls": Entry(
+        "ollamactl.commands.models:list_models", "List the models on the server (alias: ls)."
+    ),
+    "ps": Entry("ollamactl.commands.models:ps", "List the models loaded in memory."),
+    "show": Entry("ollamactl.commands.models:show", "Show information about a model."),
+    "cp": Entry("ollamactl.commands.models:cp", "Copy a model under a new name."),
+    "rm": Entry(
+        "ollamactl.commands.models:rm",
+        "Remove models (glob patterns match the server's model names).",
+    ),
+    "stop": Entry("ollamactl.commands.models:stop", "Unload a running model from memory."),
+    "version": Entry(
+        "ollamactl.commands.server:version", "Show the client's and the server's versions."
+    ),
+    "wait": Entry("ollamactl.commands.server:wait", "Wait until the server answers (for CI)."),
+    "exists": Entry(
+        "ollamactl.commands.server:exists", "Exit 0 if MODEL is on the server, 5 if it is not."
+    ),
+    "doctor": Entry(
+        "ollamactl.commands.doctor:doctor", "Diagnose the connection to the server, step by step."
+    ),
+    "config": Entry(
+        "ollamactl.commands.config_cmd:config_group",
+        "Read and change the config file, and manage its profiles.",
+    ),
+    "completion": Entry(
+        "ollamactl.completion:completion",
+        "Print the shell completion script for bash, zsh or fish.",
+    ),
 }
 
 
@@ -170,12 +117,18 @@ class OllamaGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module, _, attribute = target.partition(":")
+        module, _, attribute = entry.target.partition(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
+        command.short_help = entry.summary  # the table is where summaries are written
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands with their summaries from the table, without importing any of them."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name].summary) for name in sorted(COMMANDS)])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -230,14 +183,18 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
     "--connect-timeout", type=float, metavar="SECONDS", help="Connect timeout [default: 5]."
 )
 @click.option(
-    "--timeout",
+    "--read-timeout",
     "read_timeout",
+    cls=AliasOption,
+    aliases=("--timeout",),
     type=float,
     metavar="SECONDS",
     help="Idle timeout: longest wait for the next bytes [default: 300].",
 )
 @click.option(
-    "--retries", type=click.IntRange(0, 10), help="Retries for idempotent requests [default: 2]."
+    "--retries",
+    type=click.IntRange(0, 10),
+    help="HTTP retries of idempotent requests [default: 2].",
 )
 @click.option(
     "--debug", is_flag=True, help="Log HTTP requests and show tracebacks (secrets redacted)."
@@ -274,6 +231,3 @@ def main() -> None:
         # add_completion_class) before click looks the shell up.
         import ollamactl.completion  # noqa: F401
     cli(prog_name="ollamactl")
-
-
-__all__ = ["App", "ExitCode", "cli", "echo_json", "json_option", "main", "pass_app", "warn"]

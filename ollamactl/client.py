@@ -251,7 +251,7 @@ class Client:
         return ServerTimeout(
             f"the server at {self.base_url} sent nothing for {seconds:g}s",
             url=url,
-            hint="raise --timeout for slow model loads",
+            hint="raise --read-timeout for slow model loads",
         )
 
     def _raise_for_status(self, response: requests.Response) -> None:

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,10 @@ from click.shell_completion import (
     split_arg_string,
 )
 
-from ollamactl.config import Flags, Settings, load_config, resolve, write_private_file
+from ollamactl import paths
+from ollamactl.config import Flags, Settings, load_config, resolve
 from ollamactl.errors import OllamactlError
+from ollamactl.paths import write_private_file
 
 PROG_NAME = "ollamactl"
 COMPLETE_VAR = "_OLLAMACTL_COMPLETE"
@@ -252,15 +253,7 @@ def _inside_quotes(line: str) -> bool:
 
 def cache_dir() -> Path:
     """The folder of the completion cache: ``$OLLAMACTL_CACHE_DIR`` or the user cache dir."""
-    override = os.environ.get("OLLAMACTL_CACHE_DIR")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(local) / PROG_NAME / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / PROG_NAME
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / PROG_NAME
+    return paths.cache_dir()
 
 
 def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:

@@ -14,167 +14,21 @@ This module never imports requests, so ``--help`` and completion stay fast.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Mapping
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from ollamactl.errors import ConfigError, UsageError
+from ollamactl.hosts import HostURL, is_secret_header, parse_header, parse_host
+from ollamactl.paths import config_dir, write_private_file
+from ollamactl.profiles import layer_from_profile, profile_table, secret_from_profile
 
-DEFAULT_ADDRESS = "127.0.0.1"
-DEFAULT_PORT = 11434
-DEFAULT_HOST = f"http://{DEFAULT_ADDRESS}:{DEFAULT_PORT}"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2
 CONFIG_FILE_NAME = "config.toml"
-
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
-_API_SUFFIX = re.compile(r"/api(?:/[A-Za-z_]+)*/*$")
-
-
-@dataclass(frozen=True)
-class HostURL:
-    """A parsed ``OLLAMA_HOST`` value: the base URL plus any credentials it carried."""
-
-    scheme: str
-    host: str
-    port: int | None
-    path: str
-    username: str | None = None
-    password: str | None = None
-
-    @property
-    def base_url(self) -> str:
-        """The URL API paths are appended to, without credentials or trailing slash."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        port = f":{self.port}" if self.port is not None else ""
-        return f"{self.scheme}://{host}{port}{self.path}"
-
-    @property
-    def is_loopback(self) -> bool:
-        """True when the host is this machine."""
-        return self.host in _LOOPBACK_HOSTS or self.host.startswith("127.")
-
-
-def parse_host(value: str) -> HostURL:
-    """Parse a host the way ``OLLAMA_HOST`` is parsed by the Go CLI, minus its pitfalls.
-
-    A default port is added only when no scheme is given (11434, like Go); an
-    explicit ``http://``/``https://`` URL keeps its implicit port 80/443, so no
-    ``:443`` ends up in front of a gateway. A path prefix is kept, and a pasted
-    ``/api`` (or ``/api/chat``) suffix and trailing slashes are dropped.
-
-    >>> parse_host("").base_url
-    'http://127.0.0.1:11434'
-    >>> parse_host("1.2.3.4").base_url
-    'http://1.2.3.4:11434'
-    >>> parse_host(":1234").base_url
-    'http://127.0.0.1:1234'
-    >>> parse_host("example.com:1234").base_url
-    'http://example.com:1234'
-    >>> parse_host("[::1]").base_url, parse_host("::1").base_url
-    ('http://[::1]:11434', 'http://[::1]:11434')
-    >>> parse_host("http://1.2.3.4").base_url, parse_host("https://1.2.3.4").base_url
-    ('http://1.2.3.4', 'https://1.2.3.4')
-    >>> parse_host("https://example.com/ollama").base_url
-    'https://example.com/ollama'
-    >>> parse_host(' "1.2.3.4" ').base_url
-    'http://1.2.3.4:11434'
-    >>> parse_host("ollama.com").base_url
-    'https://ollama.com'
-    >>> parse_host("https://abc.gw.example.com/ollama-api/api/chat").base_url
-    'https://abc.gw.example.com/ollama-api'
-    >>> parse_host("http://host:8080/").base_url
-    'http://host:8080'
-    >>> h = parse_host("https://me:s%40cret@gw.example.com/x")
-    >>> h.base_url, h.username, h.password
-    ('https://gw.example.com/x', 'me', 's@cret')
-    >>> parse_host(":66000")
-    Traceback (most recent call last):
-    ...
-    ollamactl.errors.UsageError: invalid port '66000' in host ':66000' (ports are 0-65535)
-    >>> parse_host("ftp://example.com")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ollamactl.errors.UsageError: unsupported scheme 'ftp' in host 'ftp://example.com' (use ...)
-    """
-    raw = value
-    value = value.strip().strip("\"'").strip()
-    if value == "ollama.com":
-        value = "https://ollama.com"
-    if "://" in value:
-        scheme, rest = value.split("://", 1)
-        scheme = scheme.lower()
-        if scheme not in ("http", "https"):
-            raise UsageError(
-                f"unsupported scheme {scheme!r} in host {raw!r}", hint="use http:// or https://"
-            )
-        default_port: int | None = None
-    else:
-        scheme, rest, default_port = "http", value, DEFAULT_PORT
-    hostport, slash, path = rest.partition("/")
-    path = _API_SUFFIX.sub("", slash + path).rstrip("/")
-    username = password = None
-    if "@" in hostport:
-        userinfo, hostport = hostport.rsplit("@", 1)
-        user, _, secret = userinfo.partition(":")
-        username, password = unquote(user), unquote(secret)
-    host, port_text = _split_host_port(hostport)
-    if any(c.isspace() for c in host) or "/" in host:
-        raise UsageError(f"invalid host name in {raw!r}")
-    port = default_port
-    if port_text:
-        if not port_text.isdigit() or int(port_text) > 65535:
-            raise UsageError(
-                f"invalid port {port_text!r} in host {raw!r}", hint="ports are 0-65535"
-            )
-        port = int(port_text)
-    return HostURL(scheme, host or DEFAULT_ADDRESS, port, path, username, password)
-
-
-def _split_host_port(hostport: str) -> tuple[str, str]:
-    """Split ``host:port``, ``[v6]:port``, ``[v6]`` or a bare IPv6 address."""
-    if hostport.startswith("["):
-        host, _, after = hostport[1:].partition("]")
-        return host, after.removeprefix(":")
-    if hostport.count(":") > 1:  # a bare IPv6 address such as ::1
-        return hostport, ""
-    host, _, port = hostport.partition(":")
-    return host, port
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    """Parse a ``Name: value`` header given on the command line or in config.
-
-    >>> parse_header("X-Api-Key:  abc ")
-    ('X-Api-Key', 'abc')
-    >>> parse_header("nocolon")
-    Traceback (most recent call last):
-    ...
-    ollamactl.errors.UsageError: invalid header 'nocolon' (expected 'Name: value')
-    """
-    name, colon, header_value = text.partition(":")
-    name = name.strip()
-    if not colon or not name or any(c.isspace() for c in name):
-        raise UsageError(f"invalid header {text!r}", hint="expected 'Name: value'")
-    if "\n" in header_value or "\r" in header_value:
-        raise UsageError(f"invalid header {name!r}: the value contains a line break")
-    return name, header_value.strip()
-
-
-def config_dir() -> Path:
-    """The folder holding ``config.toml``: ``$OLLAMACTL_CONFIG_DIR`` or the user config dir."""
-    override = os.environ.get("OLLAMACTL_CONFIG_DIR")
-    if override:
-        return Path(override)
-    import click  # only here: click's app-dir logic knows every platform
-
-    return Path(click.get_app_dir("ollamactl"))
 
 
 def config_path() -> Path:
@@ -199,30 +53,6 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"the config file {path} is not valid TOML: {e}") from None
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically with ``data``, readable by the owner only (mode 0600).
-
-    The bytes go to a temporary file in the same folder, are flushed to disk, and the
-    file is renamed over ``path``: a reader sees the old or the new content, never a
-    mix, and a failure (disk full, read-only folder) leaves the old file untouched. A
-    missing folder is created with mode 0700. Raises OSError.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    import tempfile
-
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def save_config(config: Mapping[str, Any], path: Path | None = None) -> None:
@@ -280,12 +110,12 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every secret value in play, so that messages can redact them."""
         found = [self.api_key or "", self.host.password or ""]
-        found += [v for k, v in self.headers.items() if _is_secret_header(k)]
+        found += [v for k, v in self.headers.items() if is_secret_header(k)]
         return [s for s in found if len(s) >= 4]
 
     def credential_source(self) -> str | None:
         """Say which credential was sent (never its value), for auth error hints."""
-        secret_headers = [name for name in self.headers if _is_secret_header(name)]
+        secret_headers = [name for name in self.headers if is_secret_header(name)]
         if secret_headers:
             names = ", ".join(secret_headers)
             return f"the header {names} from {self.sources.get('headers', 'a header')}"
@@ -294,13 +124,6 @@ class Settings:
         if self.host.username is not None:
             return f"basic auth for user {self.host.username!r} from {self.sources.get('host')}"
         return None
-
-
-def _is_secret_header(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in ("authorization", "cookie", "proxy-authorization") or any(
-        word in lowered for word in ("token", "secret", "key", "auth")
-    )
 
 
 def redact(text: str, secrets: list[str]) -> str:
@@ -312,57 +135,6 @@ def redact(text: str, secrets: list[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
-
-
-def _profile_table(config: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
-    """The table of profile ``name``; UsageError naming the known profiles if there is none."""
-    profiles = config.get("profiles", {})
-    if not isinstance(profiles, dict) or not isinstance(profiles.get(name), dict):
-        known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) and profiles else "none"
-        raise UsageError(f"unknown profile {name!r}", hint=f"profiles in {path}: {known}")
-    table: dict[str, Any] = profiles[name]
-    return table
-
-
-def _secret_from_profile(table: Mapping[str, Any], name: str, env: Mapping[str, str]) -> str | None:
-    """A profile's API key: literal, from an environment variable, or from a command."""
-    if "api_key" in table:
-        return str(table["api_key"])
-    if "api_key_env" in table:
-        var = str(table["api_key_env"])
-        if var not in env:
-            raise UsageError(f"profile {name!r} reads its API key from ${var}, which is not set")
-        return env[var]
-    if "api_key_cmd" in table:
-        import shlex
-        import subprocess
-
-        command = str(table["api_key_cmd"])
-        try:
-            done = subprocess.run(
-                shlex.split(command), capture_output=True, text=True, timeout=30, check=True
-            )
-        except (OSError, subprocess.SubprocessError) as e:
-            raise UsageError(f"profile {name!r}: the api_key_cmd failed: {e}") from None
-        return done.stdout.strip()
-    return None
-
-
-def _layer_from_profile(table: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """Map a profile table onto setting names (its API key is resolved later, if needed)."""
-    layer: dict[str, Any] = {}
-    for key in ("host", "ca_cert", "insecure_tls", "connect_timeout", "read_timeout", "retries"):
-        if key in table:
-            layer[key] = table[key]
-    headers = table.get("headers", {})
-    if not isinstance(headers, dict):
-        raise ConfigError(f"profile {name!r}: headers must be a table of name = value")
-    if headers:
-        layer["headers"] = {str(k): str(v) for k, v in headers.items()}
-    defaults = {k: table[k] for k in ("model", "options", "keep_alive") if k in table}
-    if defaults:
-        layer["defaults"] = defaults
-    return layer
 
 
 def _layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -430,10 +202,10 @@ def resolve(
     chosen = flags.profile or env.get("OLLAMACTL_PROFILE")
     if chosen:
         how = "--profile" if flags.profile else "OLLAMACTL_PROFILE"
-        table = _profile_table(config, chosen, path)
+        table = profile_table(config, chosen, path)
         layers.append(
             _Layer(
-                f"profile {chosen!r} ({how})", _layer_from_profile(table, chosen), (chosen, table)
+                f"profile {chosen!r} ({how})", layer_from_profile(table, chosen), (chosen, table)
             )
         )
     env_layer = _Layer("environment", _layer_from_env(env))
@@ -441,11 +213,11 @@ def resolve(
     default_profile = config.get("default_profile")
     if default_profile and not chosen:
         name = str(default_profile)
-        table = _profile_table(config, name, path)
+        table = profile_table(config, name, path)
         layers.append(
             _Layer(
                 f"profile {name!r} (default_profile)",
-                _layer_from_profile(table, name),
+                layer_from_profile(table, name),
                 (name, table),
             )
         )
@@ -511,7 +283,7 @@ def _bind_credentials(
         if "host" in layer.values and layer is not host_layer:
             _drop_credentials(layer.values)
         elif env is not None:
-            api_key = _secret_from_profile(layer.profile[1], layer.profile[0], env)
+            api_key = secret_from_profile(layer.profile[1], layer.profile[0], env)
             if api_key is not None:
                 layer.values["api_key"] = api_key
     if host_layer is None or host_layer is env_layer:
@@ -540,7 +312,7 @@ def _drop_credentials(layer: dict[str, Any]) -> None:
     """Remove the API key and secret headers of a profile whose host is not the one used."""
     layer.pop("api_key", None)
     if "headers" in layer:
-        layer["headers"] = {k: v for k, v in layer["headers"].items() if not _is_secret_header(k)}
+        layer["headers"] = {k: v for k, v in layer["headers"].items() if not is_secret_header(k)}
 
 
 #: The command-line flag of each setting given by a flag.
@@ -551,7 +323,7 @@ _FLAG_NAMES = {
     "ca_cert": "--ca-cert",
     "insecure_tls": "--insecure-tls",
     "connect_timeout": "--connect-timeout",
-    "read_timeout": "--timeout",
+    "read_timeout": "--read-timeout",
     "retries": "--retries",
 }
 

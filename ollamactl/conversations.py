@@ -1,7 +1,7 @@
 """Local, persistent chat conversations: one JSON file per conversation.
 
-Files live in ``<data dir>/chats/<id>.json`` (the data dir is ``$OLLAMACTL_DATA_DIR``,
-else ``$XDG_DATA_HOME/ollamactl`` or the platform's equivalent), mode 0600. Every
+Files live in ``<data dir>/chats/<id>.json`` (the data dir of :mod:`ollamactl.paths`:
+``$OLLAMACTL_DATA_DIR``, else ``$XDG_DATA_HOME/ollamactl`` or the platform's), mode 0600. Every
 save writes a temporary file in the same folder, fsyncs it and renames it over the
 old one, so a crash or ``kill -9`` leaves the previous or the new version, never a mix.
 Saving happens once per message (the question before it is sent, the answer when
@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ollamactl.config import write_private_file
 from ollamactl.errors import UsageError
+from ollamactl.paths import data_dir, write_private_file
 from ollamactl.render import parse_time
 
 FORMAT_VERSION = 1
@@ -31,21 +30,6 @@ TITLE_WIDTH = 48
 LOCAL_KEYS = ("interrupted",)
 #: The ``updated_at`` of a conversation without a valid one (sorted last).
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def data_dir() -> Path:
-    """The user data dir of ollamactl (chats, REPL history)."""
-    override = os.environ.get("OLLAMACTL_DATA_DIR")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "ollamactl"
 
 
 def now() -> str:

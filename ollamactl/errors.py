@@ -9,15 +9,36 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes: a documented contract for scripts."""
+    """Process exit codes: a documented contract for scripts, each with what it means.
 
-    OK = 0
-    API_ERROR = 1
-    USAGE = 2
-    CONNECTION = 3
-    AUTH = 4
-    NOT_FOUND = 5
-    INTERRUPTED = 130
+    >>> ExitCode.NOT_FOUND.description
+    'model not found'
+    """
+
+    description: str
+
+    def __new__(cls, value: int, description: str) -> ExitCode:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.description = description
+        return member
+
+    OK = 0, "success"
+    API_ERROR = 1, "the server answered with an error"
+    USAGE = 2, "usage error (bad flag, host, profile or file)"
+    CONNECTION = 3, "cannot connect: refused, DNS, TLS, timeout, connection lost"
+    AUTH = 4, "authentication or authorization refused (HTTP 401/403)"
+    NOT_FOUND = 5, "model not found"
+    INTERRUPTED = 130, "interrupted (Ctrl-C)"
+
+
+def exit_code_table() -> str:
+    """The exit codes and their meanings, one per line, as ``--help`` and the docs show them.
+
+    >>> print(exit_code_table().splitlines()[-1])
+    130  interrupted (Ctrl-C)
+    """
+    return "\n".join(f"{int(code):<4} {code.description}" for code in ExitCode)
 
 
 class OllamactlError(Exception):

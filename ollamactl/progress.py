@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ollamactl.errors import UsageError
 from ollamactl.render import human_bytes
+from ollamactl.terminal import Terminal
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -37,20 +35,19 @@ PLAIN_STEP_SECONDS = 10.0
 _BAR_FORMAT = "{desc} {percentage:3.0f}% ▕{bar}▏ {go_suffix}"
 
 
-def resolve_mode(mode: str, stream: IO[str] | None = None) -> str:
+def resolve_mode(mode: str, terminal: Terminal) -> str:
     """The concrete mode for ``--progress``: ``auto`` is ``tty`` on a terminal, else ``plain``.
 
     >>> import io
-    >>> resolve_mode("auto", io.StringIO()), resolve_mode("json")
+    >>> off_a_terminal = Terminal(io.StringIO(), io.StringIO(), io.StringIO())
+    >>> resolve_mode("auto", off_a_terminal), resolve_mode("json", off_a_terminal)
     ('plain', 'json')
     """
     if mode not in MODES:
         raise UsageError(f"unknown progress mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
     if mode != "auto":
         return mode
-    stream = stream or sys.stderr
-    is_tty = getattr(stream, "isatty", lambda: False)()
-    return "tty" if is_tty and os.environ.get("TERM") != "dumb" else "plain"
+    return "tty" if terminal.fancy(terminal.stderr) else "plain"
 
 
 def eta_text(seconds: float) -> str:
@@ -234,8 +231,9 @@ class JsonProgress(_TextLines):
 class TerminalProgress(Progress):
     """tqdm bars laid out like the Go CLI's, redrawn at most every 100 ms."""
 
-    def __init__(self, kind: str, stream: IO[str]) -> None:
+    def __init__(self, kind: str, stream: IO[str], terminal: Terminal) -> None:
         super().__init__(kind, stream)
+        self.terminal = terminal
         self._bars: dict[str, tqdm] = {}
         self._open: list[tqdm] = []
 
@@ -244,7 +242,7 @@ class TerminalProgress(Progress):
             total = completed = max(completed, 1)
         bar = self._bars.get(key)
         if bar is None:
-            bar = _go_bar(label, total, completed, len(self._open), self.stream)
+            bar = _go_bar(label, total, completed, len(self._open), self.terminal)
             self._bars[key] = bar
             self._open.append(bar)
         elif completed != bar.n:
@@ -284,19 +282,9 @@ class TerminalProgress(Progress):
         self._close_all()
 
 
-def terminal_size(stream: IO[str]) -> tuple[int, int]:
-    """Usable (columns, lines) of the terminal behind ``stream``, one less each, as tqdm counts.
-
-    A terminal that reports no size (a fresh pseudo-terminal) or no terminal at all falls
-    back to ``COLUMNS``/``LINES`` or 80x24, as the Go CLI does.
-    """
-    try:
-        columns, lines = os.get_terminal_size(stream.fileno())
-    except (AttributeError, OSError, ValueError):
-        columns = lines = 0
-    if not columns or not lines:
-        fallback = shutil.get_terminal_size((80, 24))
-        columns, lines = columns or fallback.columns, lines or fallback.lines
+def bar_area(terminal: Terminal) -> tuple[int, int]:
+    """Usable (columns, lines) for bars on stderr: one less each, as tqdm counts."""
+    columns, lines = terminal.size(terminal.stderr)
     return columns - 1, lines - 1
 
 
@@ -308,9 +296,13 @@ def _go_bar_class() -> type[tqdm]:
     class GoBar(tqdm):  # type: ignore[misc,type-arg]
         monitor_interval = 0  # no monitor thread
 
+        def __init__(self, *args: Any, terminal: Terminal, **kwargs: Any) -> None:
+            self.terminal = terminal  # before tqdm draws the bar the first time
+            super().__init__(*args, **kwargs)
+
         @property
         def format_dict(self) -> dict[str, Any]:
-            self.ncols, self.nrows = terminal_size(self.fp)  # follows a resized window
+            self.ncols, self.nrows = bar_area(self.terminal)  # follows a resized window
             values: dict[str, Any] = super().format_dict
             done, first = int(values["n"]), int(values["initial"] or 0)
             rate = values["rate"]
@@ -322,14 +314,15 @@ def _go_bar_class() -> type[tqdm]:
     return GoBar
 
 
-def _go_bar(label: str, total: int, initial: int, position: int, stream: IO[str]) -> tqdm:
-    """A tqdm bar in the Go layout at a fixed line below the cursor."""
-    columns, lines = terminal_size(stream)
+def _go_bar(label: str, total: int, initial: int, position: int, terminal: Terminal) -> tqdm:
+    """A tqdm bar in the Go layout at a fixed line of stderr below the cursor."""
+    columns, lines = bar_area(terminal)
     return _go_bar_class()(
+        terminal=terminal,
         total=total,
         initial=min(initial, total),
         desc=label,
-        file=stream,
+        file=terminal.stderr,
         position=position,
         leave=True,
         ascii=" █",
@@ -342,16 +335,17 @@ def _go_bar(label: str, total: int, initial: int, position: int, stream: IO[str]
     )
 
 
-def open_progress(mode: str, kind: str, stream: IO[str] | None = None) -> Progress:
-    """The display for ``--progress MODE`` of a pull, push or create, writing to stderr."""
-    stream = stream or sys.stderr
-    concrete = resolve_mode(mode, stream)
+def open_progress(mode: str, kind: str, terminal: Terminal | None = None) -> Progress:
+    """The display for ``--progress MODE`` of a pull, push or create, on the terminal's stderr."""
+    terminal = terminal or Terminal.system()
+    concrete = resolve_mode(mode, terminal)
     if kind not in KINDS:
         raise ValueError(f"unknown progress kind {kind!r}")
+    if concrete == "tty":
+        return TerminalProgress(kind, terminal.stderr, terminal)
     classes: dict[str, type[Progress]] = {
-        "tty": TerminalProgress,
         "plain": PlainProgress,
         "json": JsonProgress,
         "none": Progress,
     }
-    return classes[concrete](kind, stream)
+    return classes[concrete](kind, terminal.stderr)

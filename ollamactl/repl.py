@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, Callable
@@ -20,8 +19,7 @@ import click
 
 from ollamactl import render
 from ollamactl.answer import Spinner, finish_answer
-from ollamactl.config import write_private_file
-from ollamactl.conversations import Conversation, data_dir, markdown, transcript
+from ollamactl.conversations import Conversation, markdown, transcript
 from ollamactl.errors import APIError, ModelNotFound, OllamactlError, UsageError
 from ollamactl.params import (
     KNOWN_PARAMS,
@@ -32,6 +30,7 @@ from ollamactl.params import (
     read_media,
     unescape_path,
 )
+from ollamactl.paths import data_dir, write_private_file
 from ollamactl.session import Session, capabilities, is_multimodal
 
 PROMPT = ">>> "
@@ -539,7 +538,7 @@ class Repl:
             remote = info.get("remote_model") or model
             note(f"Connecting to '{remote}' on '{info['remote_host']}'\n")
             return
-        with Spinner(sys.stderr):
+        with Spinner(self.session.app.terminal):
             self.session.app.client.load(model, self.session.controls.keep_alive)
 
     def _replay(self) -> None:

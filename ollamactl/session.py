@@ -15,7 +15,7 @@ from ollamactl.params import RequestControls
 from ollamactl.render import to_json
 
 if TYPE_CHECKING:
-    from ollamactl.cli import App
+    from ollamactl.app import App
     from ollamactl.client import JSON
 
 
@@ -110,7 +110,9 @@ class Session:
             body["tools"] = self.tools
             body["stream"] = False
         self.save()
-        printer = StreamPrinter(self.controls, quiet=quiet or self.tools is not None)
+        printer = StreamPrinter(
+            self.controls, self.app.terminal, quiet=quiet or self.tools is not None
+        )
         reply = Reply()
         try:
             printer.stream(self.app.client.chat(body), reply, chat=True)

@@ -77,7 +77,7 @@ def test_a_silent_server_hits_the_idle_timeout(server: OllamaTestServer) -> None
     server.add_fault("/api/tags", delay=5, times=-1)
     result = on(server, "--timeout", "0.3", "--retries", "0", "list")
     assert result.exit_code == 3
-    only_error(result.stderr, "sent nothing for 0.3s", "raise --timeout")
+    only_error(result.stderr, "sent nothing for 0.3s", "raise --read-timeout")
 
 
 @pytest.fixture
@@ -311,7 +311,7 @@ def test_a_model_that_goes_silent_mid_answer(
     server.add_fault(path, stall_after_lines=2, stall_seconds=5)
     result = on(server, "--timeout", "0.3", command, "tiny", "Say hello")
     assert result.exit_code == 3
-    only_error(result.stderr, "sent nothing for 0.3s", "raise --timeout")
+    only_error(result.stderr, "sent nothing for 0.3s", "raise --read-timeout")
     assert result.stdout == "Hello,"
 
 

@@ -259,7 +259,7 @@ def screen(written: str) -> list[str]:
 
 def test_word_wrap_moves_a_word_that_crosses_the_margin() -> None:
     written = io.StringIO()
-    wrapper = WordWrapper(written, width=20)  # text stops at column 15
+    wrapper = WordWrapper(written, width=lambda: 20)  # text stops at column 15
     for token in ["aaa bbbbbb cc", "cccc dd", "dd eeeeeeeeeee", "eeeeeeeeeeeee"]:
         wrapper.write(token)
     assert "\x1b[4D\x1b[K\ncccc" in written.getvalue(), "the word was erased and moved down"

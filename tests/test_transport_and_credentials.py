@@ -152,7 +152,7 @@ def test_wait_gives_up_in_time_when_the_server_never_answers(server: OllamaTestS
     assert done.returncode == 3
     assert "was not ready after 1s" in done.stderr
     assert "wait --timeout SECONDS" in done.stderr
-    assert "raise --timeout" not in done.stderr
+    assert "raise --read-timeout" not in done.stderr
 
 
 # -- 6: a profile's key source runs only when that profile's host is used --------------------
@@ -277,7 +277,7 @@ def test_doctor_names_the_flags_settings_came_from(server: OllamaTestServer) -> 
     )
     assert result.exit_code == 0, result.stderr
     sources = {row["setting"]: row["source"] for row in json.loads(result.stdout)["settings"]}
-    assert sources["read_timeout"] == "--timeout"
+    assert sources["read_timeout"] == "--read-timeout"
     assert sources["connect_timeout"] == "--connect-timeout"
     assert sources["host"] == "--host"
 

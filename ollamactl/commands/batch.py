@@ -7,7 +7,6 @@ servers, opens the input and the output, and shows progress and the summary on s
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from ollamactl import render
+from ollamactl.app import App, pass_app, warn
 from ollamactl.batch import (
     AppendFile,
     Batch,
@@ -26,11 +26,10 @@ from ollamactl.batch import (
     answered_ids,
     count_prompts,
 )
-from ollamactl.cli import App, pass_app, warn
-from ollamactl.commands.generate import keepalive_option
 from ollamactl.completion import complete_models
 from ollamactl.config import config_path, load_config
 from ollamactl.errors import Interrupted, ModelNotFound, OllamactlError, UsageError
+from ollamactl.options import keepalive_option
 from ollamactl.params import (
     RequestControls,
     parse_format,
@@ -161,7 +160,7 @@ def batch(
     if trimmed:
         warn(f"removed an incomplete last line ({trimmed} bytes) from {output}")
     write, close_output = _open_output(output, keep=resume)
-    mode = "none" if quiet else resolve_mode("auto")
+    mode = "none" if quiet else resolve_mode("auto", app.terminal)
     expected = None if mode == "none" else _expected(file)
     display = _Display(mode, expected)
     engine = Batch(
@@ -221,7 +220,7 @@ def _servers(app: App, profiles: str | None, all_profiles: bool) -> list[Server]
         )
     servers = []
     for name in dict.fromkeys(names):
-        profile_app = App(dataclasses.replace(app.flags, profile=name), debug=app.debug)
+        profile_app = app.for_profile(name)
         try:
             settings = profile_app.settings
         except OllamactlError as e:

@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
-from collections.abc import Callable
-from contextlib import suppress
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ollamactl import render
-from ollamactl.cli import ca_cert_option, header_option
+from ollamactl.app import App, pass_app
 from ollamactl.completion import complete_profiles
-from ollamactl.config import (
-    _is_secret_header,
-    _profile_table,
-    config_path,
-    load_config,
-    parse_header,
-    parse_host,
-    redact,
-    save_config,
-)
+from ollamactl.config import config_path, load_config, redact, save_config
 from ollamactl.errors import ConfigError, UsageError
-from ollamactl.modelfile import LIST_PARAMETERS
-from ollamactl.params import KeepAlive, format_param, parse_keep_alive
+from ollamactl.hosts import is_secret_header, parse_header, parse_host
+from ollamactl.options import ca_cert_option, header_option, names_only_option
+from ollamactl.profiles import (
+    API_KEY,
+    PROFILE_NAME,
+    PROFILE_SETTINGS,
+    PROFILE_TABLES,
+    check_profile_name,
+    keys_of,
+    parse_ca_cert_setting,
+    parse_host_setting,
+    profile_table,
+)
+from ollamactl.terminal import Terminal
 
-PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
-API_KEY_SOURCES = ("api_key", "api_key_env", "api_key_cmd")
 HIDDEN = "***"
 NOT_A_SETTING = "not a setting ollamactl reads"
 DEFAULT_PROFILE_MEANING = "profile used when neither --profile nor OLLAMACTL_PROFILE is given"
@@ -41,100 +36,6 @@ PRECEDENCE = [
     "#   > environment (OLLAMA_HOST, OLLAMA_API_KEY, OLLAMACTL_CA_CERT) > default_profile",
     "#   > built-in defaults",
 ]
-
-
-def _text(key: str, raw: str) -> str:
-    return raw
-
-
-def _boolean(key: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("true", "yes", "on", "1"):
-        return True
-    if lowered in ("false", "no", "off", "0"):
-        return False
-    raise UsageError(f"{key} must be true or false, not {raw!r}")
-
-
-def _seconds(key: str, raw: str) -> int | float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"{key} must be a positive number of seconds, not {raw!r}")
-    return int(value) if value.is_integer() else value
-
-
-def _retries(key: str, raw: str) -> int:
-    if not raw.strip().isdigit() or int(raw) > 10:
-        raise UsageError(f"{key} must be a whole number from 0 to 10, not {raw!r}")
-    return int(raw)
-
-
-def _host(key: str, raw: str) -> str:
-    parse_host(raw)  # a UsageError names what is wrong with the URL
-    return raw.strip()
-
-
-def _ca_cert(key: str, raw: str) -> str:
-    path = Path(raw).expanduser().absolute()
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{key}: cannot read the CA certificate file {str(path)!r}")
-    return str(path)
-
-
-def _keep_alive(key: str, raw: str) -> KeepAlive | None:
-    try:
-        return parse_keep_alive(raw)
-    except UsageError as e:
-        raise UsageError(f"{key}: {e.message}", hint=e.hint) from None
-
-
-def _header(key: str, raw: str) -> str:
-    return parse_header(f"{key.rpartition('.')[2]}: {raw}")[1]
-
-
-def _option(key: str, raw: str) -> Any:
-    """A model option typed as ``-o`` types it; a list option also takes a JSON list of text."""
-    name = key.rpartition(".")[2]
-    if name in LIST_PARAMETERS:
-        with suppress(ValueError):
-            value = json.loads(raw)
-            if isinstance(value, list) and all(isinstance(item, str) for item in value):
-                return value
-    try:
-        return format_param(name, [raw])
-    except UsageError as e:
-        raise UsageError(f"{key}: {e.message}", hint=e.hint) from None
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A key of a profile: what it means (shown by ``config show``) and how VALUE is read."""
-
-    meaning: str
-    parse: Callable[[str, str], Any]
-
-
-PROFILE_SETTINGS = {
-    "host": Setting("server URL", _host),
-    "api_key": Setting("bearer token, kept in this file (mode 0600)", _text),
-    "api_key_env": Setting("bearer token read from this environment variable at run time", _text),
-    "api_key_cmd": Setting("bearer token printed by this command at run time", _text),
-    "ca_cert": Setting("CA bundle that verifies the server's certificate", _ca_cert),
-    "insecure_tls": Setting("true: do not verify TLS certificates (unsafe)", _boolean),
-    "connect_timeout": Setting("seconds allowed to connect", _seconds),
-    "read_timeout": Setting("seconds of silence allowed while the server works", _seconds),
-    "retries": Setting("retries of idempotent requests (0-10)", _retries),
-    "model": Setting("default model of run, chat and embed", _text),
-    "keep_alive": Setting("how long run and chat keep the model loaded (5m, 1h, -1)", _keep_alive),
-}
-#: Tables of a profile: every key in them is read with the same parser.
-PROFILE_TABLES = {
-    "headers": Setting("HTTP headers sent with every request to this server", _header),
-    "options": Setting("default model options of run and chat (num_ctx, temperature...)", _option),
-}
 
 
 def _subtable(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -149,17 +50,11 @@ def _profiles(config: dict[str, Any]) -> dict[str, Any]:
     return _subtable(config, "profiles", "profiles")
 
 
-def _profile_name(name: str) -> str:
-    if not PROFILE_NAME.fullmatch(name):
-        raise UsageError(f"invalid profile name {name!r}", hint="use letters, digits, '-' and '_'")
-    return name
-
-
 def _parse_setting(key: str, raw: str) -> tuple[list[str], Any]:
     """Check that ``key`` is settable and convert ``raw`` to its type."""
     parts = key.split(".")
     if len(parts) in (3, 4) and parts[0] == "profiles":
-        _profile_name(parts[1])
+        check_profile_name(parts[1])
         if len(parts) == 3 and parts[2] in PROFILE_SETTINGS:
             return parts, PROFILE_SETTINGS[parts[2]].parse(key, raw)
         if len(parts) == 4 and parts[2] in PROFILE_TABLES and parts[3]:
@@ -183,10 +78,12 @@ def _lookup(config: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
     return table, last
 
 
-def _read_secret(prompt: str) -> str:
+def _read_secret(prompt: str, terminal: Terminal) -> str:
     """A secret from stdin: a hidden prompt on a terminal, else the first line."""
-    stdin = click.get_text_stream("stdin")
-    value = click.prompt(prompt, hide_input=True, err=True) if stdin.isatty() else stdin.readline()
+    if terminal.stdin_is_tty:
+        value = click.prompt(prompt, hide_input=True, err=True)
+    else:
+        value = terminal.read_stdin_line()
     value = value.strip()
     if not value:
         raise UsageError(f"no {prompt.lower()} on stdin")
@@ -256,7 +153,7 @@ def _meaning(parts: list[str], default_profile: Any) -> str:
 def _shown(parts: list[str], value: Any) -> Any:
     """The value as ``config show`` prints it: secrets replaced by ***."""
     if parts[-1] == "api_key" or (
-        len(parts) == 4 and parts[2] == "headers" and _is_secret_header(parts[3])
+        len(parts) == 4 and parts[2] == "headers" and is_secret_header(parts[3])
     ):
         return HIDDEN
     if parts[-1] == "host" and isinstance(value, str):
@@ -382,7 +279,8 @@ def config_get(key: str) -> None:
 @config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key", shell_complete=_complete_keys)
 @click.argument("value")
-def config_set(key: str, value: str) -> None:
+@pass_app
+def config_set(app: App, key: str, value: str) -> None:
     """Set KEY to VALUE, checked and typed for that key.
 
     Numbers, true/false, URLs and keep_alive durations are checked for the
@@ -401,19 +299,19 @@ def config_set(key: str, value: str) -> None:
       ollamactl config set profiles.gpu.headers.CF-Access-Client-Secret - < secret.txt
     """
     if value == "-":
-        value = _read_secret("Value")
+        value = _read_secret("Value", app.terminal)
     parts, typed = _parse_setting(key, value)
     config = load_config()
     if parts == ["default_profile"]:
-        _profile_table(config, typed, config_path())
+        profile_table(config, typed, config_path())
         config["default_profile"] = typed
     else:
         profile = _subtable(_profiles(config), parts[1], ".".join(parts[:2]))
         if len(parts) == 4:
             _subtable(profile, parts[2], ".".join(parts[:3]))[parts[3]] = typed
         else:
-            if parts[2] in API_KEY_SOURCES:
-                for other in API_KEY_SOURCES:
+            if parts[2] in keys_of(API_KEY):
+                for other in keys_of(API_KEY):
                     if other != parts[2] and profile.pop(other, None) is not None:
                         click.echo(f"removed profiles.{parts[1]}.{other}", err=True)
             profile[parts[2]] = typed
@@ -480,7 +378,9 @@ def profile_group() -> None:
 @header_option
 @ca_cert_option
 @click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
+@pass_app
 def profile_add(
+    app: App,
     name: str,
     host: str,
     api_key_env: str | None,
@@ -506,23 +406,23 @@ def profile_add(
     if sum(map(bool, (api_key_env, api_key_cmd, api_key_stdin))) > 1:
         raise UsageError("give at most one of --api-key-env, --api-key-cmd and --api-key-stdin")
     config = load_config()
-    if _profile_name(name) in _profiles(config):
+    if check_profile_name(name) in _profiles(config):
         raise UsageError(
             f"profile {name!r} already exists",
             hint=f"change it with `ollamactl config set profiles.{name}.KEY VALUE`"
             f" or remove it with `ollamactl config profile rm {name}`",
         )
-    table: dict[str, Any] = {"host": _host("--host", host)}
+    table: dict[str, Any] = {"host": parse_host_setting("--host", host)}
     if api_key_env:
         table["api_key_env"] = api_key_env
     if api_key_cmd:
         table["api_key_cmd"] = api_key_cmd
     if api_key_stdin:
-        table["api_key"] = _read_secret("API key")
+        table["api_key"] = _read_secret("API key", app.terminal)
     if headers:
         table["headers"] = dict(parse_header(h) for h in headers)
     if ca_cert:
-        table["ca_cert"] = _ca_cert("--ca-cert", ca_cert)
+        table["ca_cert"] = parse_ca_cert_setting("--ca-cert", ca_cert)
     _profiles(config)[name] = table
     if make_default:
         config["default_profile"] = name
@@ -530,7 +430,7 @@ def profile_add(
 
 
 @profile_group.command("list")
-@click.option("-q", "--quiet", is_flag=True, help="Print profile names only.")
+@names_only_option("profile")
 def profile_list(quiet: bool) -> None:
     """List the profiles: NAME, HOST, and DEFAULT (* for the default profile).
 
@@ -568,7 +468,7 @@ def profile_use(name: str) -> None:
       ollamactl config profile use gpu
     """
     config = load_config()
-    _profile_table(config, name, config_path())
+    profile_table(config, name, config_path())
     config["default_profile"] = name
     _saved(config, f"default profile is now '{name}'")
 
@@ -583,6 +483,6 @@ def profile_rm(name: str) -> None:
       ollamactl config profile rm old-lab
     """
     config = load_config()
-    _profile_table(config, name, config_path())
+    profile_table(config, name, config_path())
     _drop_profile(config, name)
     _saved(config, f"removed profile '{name}'")

@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 import click
 
 from ollamactl import render
-from ollamactl.cli import App, pass_app
+from ollamactl.app import App, pass_app
 from ollamactl.config import Settings
 from ollamactl.errors import BadResponse, ExitCode, OllamactlError
+from ollamactl.options import json_option
 
 if TYPE_CHECKING:
     import ssl
@@ -398,7 +399,7 @@ def _report(config: dict[str, Any], checks: list[Check]) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("the report")
 @pass_app
 def doctor(app: App, as_json: bool) -> None:
     """Diagnose the connection to the server, step by step.

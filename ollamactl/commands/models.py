@@ -1,112 +1,29 @@
-"""Model management: list, ps, show, cp, rm, stop, version, wait, exists."""
+"""The models on a server: list, ps, show, cp, rm, stop."""
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
-import sys
-import threading
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from ollamactl import __version__, render
-from ollamactl.cli import App, echo_json, json_option, pass_app, warn
+from ollamactl import render
+from ollamactl.app import App, echo_json, pass_app, warn
 from ollamactl.completion import complete_models, complete_running_models
-from ollamactl.config import config_path, load_config
 from ollamactl.errors import (
-    APIError,
-    ConnectionFailed,
-    ConnectTimeout,
     ModelNotFound,
     OllamactlError,
-    ServerTimeout,
-    TLSFailed,
     UsageError,
 )
+from ollamactl.fleet import Models, ask_every_profile
+from ollamactl.options import all_profiles_option, json_option, names_only_option
 
 if TYPE_CHECKING:
     from ollamactl.client import Client
 
-F = TypeVar("F", bound=Callable[..., Any])
-Models = list[dict[str, Any]]
-#: Seconds each host gets to answer with --all-profiles, unless --timeout says otherwise.
-FLEET_TIMEOUT = 10.0
-
-#: Seconds each try of `wait` may take at most (less when less time is left).
-WAIT_TRY_SECONDS = 5.0
-WAIT_LONGER_HINT = (
-    "the server did not answer in time; `ollamactl wait --timeout SECONDS` waits longer"
-)
 
 SHOW_VIEWS = ("license", "modelfile", "parameters", "system", "template")
-
-
-def quiet_option(func: F) -> F:
-    """``-q``: print model names only, one per line."""
-    return click.option("-q", "--quiet", is_flag=True, help="Print model names only.")(func)
-
-
-def all_profiles_option(func: F) -> F:
-    """``--all-profiles``: the fleet view, one query per profile of the config file."""
-    return click.option(
-        "--all-profiles",
-        is_flag=True,
-        help="Ask every profile of the config file in parallel (each gets --timeout seconds,"
-        f" default {FLEET_TIMEOUT:g}) and add a HOST column.",
-    )(func)
-
-
-@dataclasses.dataclass
-class _HostAnswer:
-    """What one profile's server answered, or why it did not."""
-
-    profile: str
-    host: str = ""
-    models: Models = dataclasses.field(default_factory=list)
-    error: OllamactlError | None = None
-    message: str = ""
-    done: bool = False
-
-
-def _ask(app: App, answer: _HostAnswer, fetch: Callable[[Client], Models]) -> None:
-    """Fill ``answer`` for its profile (runs in a thread of its own)."""
-    profile_app = App(dataclasses.replace(app.flags, profile=answer.profile), debug=app.debug)
-    try:
-        answer.host = profile_app.settings.base_url
-        answer.models = fetch(profile_app.client)
-    except OllamactlError as e:
-        answer.error, answer.message = e, profile_app.redact(str(e))
-    answer.done = True
-
-
-def _ask_every_profile(app: App, fetch: Callable[[Client], Models]) -> list[_HostAnswer]:
-    """Query every profile in parallel; a host that does not answer in time is an error."""
-    if app.flags.host or app.flags.profile or app.flags.api_key or app.flags.headers:
-        raise UsageError(
-            "--all-profiles cannot be combined with --host, --profile, --api-key or -H"
-        )
-    profiles = load_config().get("profiles")
-    if not isinstance(profiles, dict) or not profiles:
-        raise UsageError(
-            f"there are no profiles in {config_path()}",
-            hint="add one with `ollamactl config profile add NAME --host URL`",
-        )
-    answers = [_HostAnswer(str(name)) for name in profiles]
-    threads = [threading.Thread(target=_ask, args=(app, a, fetch), daemon=True) for a in answers]
-    for thread in threads:
-        thread.start()
-    limit = app.flags.read_timeout or FLEET_TIMEOUT
-    deadline = time.monotonic() + limit
-    for thread in threads:  # daemon threads: one still waiting does not delay the exit
-        thread.join(max(0.0, deadline - time.monotonic()))
-    for answer in answers:
-        if not answer.done:
-            answer.error = ServerTimeout(f"no answer within {limit:g}s")
-            answer.message = str(answer.error)
-    return answers
 
 
 def _with_first_column(title: str, cells: list[str], table: str) -> str:
@@ -149,7 +66,7 @@ def _show_models(
     if not all_profiles:
         _print_models(fetch(app.client), as_json=as_json, quiet=quiet, render_table=render_table)
         return
-    answers = _ask_every_profile(app, fetch)
+    answers = ask_every_profile(app, fetch)
     models = [{**m, "profile": a.profile, "host": a.host} for a in answers for m in a.models]
     failed = [a for a in answers if a.error is not None]
     _print_models(
@@ -170,8 +87,8 @@ def _show_models(
 
 @click.command("list")
 @click.argument("prefix", required=False)
-@json_option
-@quiet_option
+@json_option()
+@names_only_option()
 @all_profiles_option
 @pass_app
 def list_models(
@@ -208,8 +125,8 @@ def list_models(
 
 @click.command()
 @click.argument("prefix", required=False)
-@json_option
-@quiet_option
+@json_option()
+@names_only_option()
 @all_profiles_option
 @pass_app
 def ps(app: App, prefix: str | None, as_json: bool, quiet: bool, all_profiles: bool) -> None:
@@ -254,7 +171,7 @@ def ps(app: App, prefix: str | None, as_json: bool, quiet: bool, all_profiles: b
     "--template", "views", flag_value="template", multiple=True, help="Show the template."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show detailed model information.")
-@json_option
+@json_option()
 @pass_app
 def show(app: App, model: str, views: tuple[str, ...], verbose: bool, as_json: bool) -> None:
     """Show information about a model.
@@ -334,7 +251,7 @@ def rm(app: App, models: tuple[str, ...], yes: bool, dry_run: bool) -> None:
             click.echo(f"would delete '{name}'")
         return
     question = f"Delete {', '.join(repr(n) for n in names)}?"
-    if not yes and sys.stdin.isatty() and not click.confirm(question, err=True):
+    if not yes and app.terminal.stdin_is_tty and not click.confirm(question, err=True):
         click.echo("nothing deleted", err=True)
         raise click.exceptions.Exit(1)
     for name in names:
@@ -383,96 +300,3 @@ def stop(app: App, model: str | None, stop_all: bool) -> None:
         app.client.unload(model)
     except ModelNotFound:
         raise ModelNotFound(f'couldn\'t find model "{model}" to stop') from None
-
-
-@click.command()
-@json_option
-@pass_app
-def version(app: App, as_json: bool) -> None:
-    """Show the client's and the server's versions.
-
-    \b
-    Example:
-      ollamactl version --json
-    """
-    try:
-        server = str(app.client.version().get("version", "unknown"))
-    except ConnectionFailed:
-        if not as_json:
-            click.echo(f"ollamactl version is {__version__}")
-        warn("could not connect to a running Ollama instance")
-        raise
-    if as_json:
-        echo_json({"client": __version__, "server": server, "host": app.settings.base_url})
-    else:
-        click.echo(f"ollama version is {server}")
-        click.echo(f"ollamactl version is {__version__}")
-
-
-@click.command()
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0),
-    default=60.0,
-    show_default=True,
-    help="Give up after this many seconds.",
-)
-@click.option(
-    "--interval",
-    type=click.FloatRange(0.05),
-    default=0.5,
-    show_default=True,
-    help="Seconds between tries.",
-)
-@pass_app
-def wait(app: App, timeout: float, interval: float) -> None:
-    """Wait until the server answers (for CI: start the server, then `wait`).
-
-    \b
-    Example:
-      ollamactl wait --timeout 120 && ollamactl pull llama3.2
-    """
-    from ollamactl.client import Client
-
-    app.warn_about_transport(app.settings)
-    deadline = time.monotonic() + timeout
-    while True:
-        # Each try gets no retries and no more than the time left, so `wait` ends in time.
-        seconds = max(min(deadline - time.monotonic(), WAIT_TRY_SECONDS), 0.1)
-        quick = dataclasses.replace(
-            app.settings, connect_timeout=seconds, read_timeout=seconds, retries=0
-        )
-        client = Client(quick)
-        try:
-            with client.session:
-                server = client.version().get("version", "unknown")
-        except TLSFailed:
-            raise  # a certificate problem does not go away by waiting
-        except (ConnectionFailed, APIError) as e:
-            if time.monotonic() + interval > deadline:
-                timed_out = isinstance(e, (ServerTimeout, ConnectTimeout))
-                raise ConnectionFailed(
-                    f"the server at {app.settings.base_url} was not ready after {timeout:g}s"
-                    f" (last error: {e.message})",
-                    hint=WAIT_LONGER_HINT if timed_out else e.hint,
-                ) from None
-            time.sleep(interval)
-            continue
-        click.echo(f"server ready: ollama {server} at {app.settings.base_url}", err=True)
-        return
-
-
-@click.command()
-@click.argument("model", shell_complete=complete_models)
-@pass_app
-def exists(app: App, model: str) -> None:
-    """Exit 0 if MODEL is on the server, 5 if it is not; print nothing.
-
-    \b
-    Example:
-      ollamactl exists llama3.2 || ollamactl pull llama3.2
-    """
-    try:
-        app.client.show(model)
-    except ModelNotFound:
-        raise click.exceptions.Exit(5) from None

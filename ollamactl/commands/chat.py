@@ -1,0 +1,264 @@
+"""``chat``: a conversation over ``/api/chat``, saved locally after every message.
+
+One answer, or the REPL on a terminal; ``chat list|show|rm`` manage the saved ones.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+import click
+
+from ollamactl import render
+from ollamactl.answer import finish_answer
+from ollamactl.app import App, echo_json, pass_app, warn
+from ollamactl.completion import complete_models
+from ollamactl.conversations import ConversationStore, transcript
+from ollamactl.errors import UsageError
+from ollamactl.generation import (
+    apply_profile_defaults,
+    check_can_generate,
+    controls_from,
+    default_model,
+    read_prompt,
+    show_or_pull,
+    take_prompt_media,
+)
+from ollamactl.options import (
+    GenerationCommand,
+    generation_options,
+    json_file_option,
+    json_option,
+)
+from ollamactl.session import Session, capabilities
+
+SESSION_COMMAND = "session"
+#: What the arguments of ``chat [MODEL] [PROMPT]...`` are, for its help.
+ARGUMENTS = {
+    "model": "The model (default: the profile's); after --continue or --resume, a word of PROMPT.",
+    "prompt": "The message; piped stdin goes in front of it.",
+}
+
+CHAT_HELP = """Chat with a model; conversations are saved locally after every message.
+
+\b
+  ollamactl chat [OPTIONS] [MODEL] [PROMPT]...   one answer, or a REPL on a terminal
+  ollamactl chat list | show ID | rm ID...       the saved conversations
+
+The whole history goes to /api/chat at every turn. --continue picks the
+last conversation up again, --resume ID any other (an ID prefix is enough;
+the words after it are all prompt, the model is the conversation's); the
+REPL has the commands of `ollama run` plus /export, /retry and /image.
+--tools sends tool definitions and prints the tool calls as JSON;
+--messages sends a prepared JSON array of messages. Without MODEL, the
+profile's `model` is used; its `options` and `keep_alive` apply too.
+
+\b
+Examples:
+  ollamactl chat llama3.2
+  ollamactl chat llama3.2 "Name three rivers" --system "Answer in French"
+  ollamactl chat --continue "And three lakes?"
+  ollamactl chat qwen3 --tools tools.json "Weather in Paris?" | jq .
+  ollamactl chat list
+"""
+
+
+class _SessionContext(click.Context):
+    """The context of ``chat``'s default command: its path is just ``ollamactl chat``."""
+
+    @property
+    def command_path(self) -> str:
+        return super().command_path.rstrip()
+
+
+class _SessionCommand(GenerationCommand):
+    context_class = _SessionContext
+
+
+class ChatGroup(click.Group):
+    """``chat list|show|rm ...``; anything else goes to the default (session) command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [SESSION_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        return ("" if name == SESSION_COMMAND else name), command, rest
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The default command's arguments and options, then the subcommands.
+
+        Arguments get a section of their own with the texts of ``ARGUMENTS``: click 8.5
+        lists an argument among the options, click 8.1 to 8.4 takes no help for one.
+        """
+        params = self.commands[SESSION_COMMAND].get_params(ctx)
+        arguments = [p for p in params if isinstance(p, click.Argument)]
+        with formatter.section("Arguments"):
+            formatter.write_dl(
+                [(" ".join(a.get_usage_pieces(ctx)), ARGUMENTS[a.name or ""]) for a in arguments]
+            )
+        records = [p.get_help_record(ctx) for p in params if not isinstance(p, click.Argument)]
+        with formatter.section("Options"):
+            formatter.write_dl([r for r in records if r is not None])
+        self.format_commands(ctx, formatter)
+
+
+@click.group(
+    cls=ChatGroup,
+    help=CHAT_HELP,
+    subcommand_metavar="[MODEL] [PROMPT]... | COMMAND [ARGS]...",
+)
+def chat() -> None:
+    """The ``chat`` group (its help is CHAT_HELP)."""
+
+
+@chat.command(SESSION_COMMAND, cls=_SessionCommand, hidden=True, help=CHAT_HELP)
+@click.argument("model", required=False, shell_complete=complete_models)
+@click.argument("prompt", nargs=-1)
+@click.option("--continue", "continue_last", is_flag=True, help="Continue the last conversation.")
+@click.option("--resume", metavar="ID", help="Continue a saved conversation.")
+@json_file_option("--messages", "Send a prepared JSON array of messages ('-': stdin).")
+@json_file_option("--tools", "Offer the tools of a JSON array; print tool calls as JSON.")
+@generation_options
+@pass_app
+def chat_session(
+    app: App,
+    model: str | None,
+    prompt: tuple[str, ...],
+    continue_last: bool,
+    resume: str | None,
+    messages_file: IO[str] | None,
+    tools_file: IO[str] | None,
+    insecure: bool,
+    **flags: Any,
+) -> None:
+    """One chat turn, or the REPL; saves the conversation (its help is CHAT_HELP)."""
+    controls = controls_from(**flags)
+    if continue_last and resume:
+        raise UsageError("use either --continue or --resume ID, not both")
+    store = ConversationStore()
+    conversation = store.load(resume) if resume else store.latest() if continue_last else None
+    if continue_last and conversation is None:
+        raise UsageError("there is no saved conversation to continue", hint="start one first")
+    if conversation is not None:  # the words are all prompt; the model is the conversation's
+        prompt = ((model,) if model else ()) + prompt
+        model = conversation.model
+    model = default_model(app, model)
+    apply_profile_defaults(app, controls)
+    prepared = _read_json_list(messages_file, "messages") if messages_file else []
+    tools = _read_json_list(tools_file, "tools") if tools_file else None
+    text, given, interactive = read_prompt(prompt, app.terminal)
+    info = show_or_pull(app, model, insecure=insecure)
+    if "embedding" in capabilities(info):
+        raise UsageError(f"{model} is an embedding model", hint="use `ollamactl embed`")
+    check_can_generate(info)
+    if conversation is None:
+        conversation = store.new(model)
+    else:
+        controls.options = {**conversation.options, **controls.options}
+    conversation.messages.extend(prepared)
+    session = Session(app, info, controls, conversation, store, tools)
+    if controls.system:
+        session.set_system(controls.system)
+    if interactive:
+        from ollamactl.repl import Repl
+
+        Repl(session, resumed=bool(resume or continue_last)).run()
+        return
+    if given or controls.images:
+        text, found = take_prompt_media(text, info)
+        session.add_user(text, controls.images + found)
+    elif not prepared:
+        raise UsageError(
+            "no prompt", hint="give a PROMPT, pipe it on stdin, or start the chat on a terminal"
+        )
+    reply = session.answer(quiet=controls.as_json)
+    if controls.as_json:
+        echo_json(reply.response_object(chat=True))
+    finish_answer(reply, controls, blank_lines=tools is None)
+
+
+def _read_json_list(source: IO[str], what: str) -> list[Any]:
+    name = getattr(source, "name", what)
+    try:
+        value = json.load(source)
+    except ValueError as e:
+        raise UsageError(f"the {what} file {name} is not valid JSON: {e}") from None
+    if isinstance(value, dict) and isinstance(value.get(what), list):
+        value = value[what]
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise UsageError(f"the {what} file {name} must hold a JSON array of objects")
+    if what == "messages" and not all(isinstance(m.get("role"), str) for m in value):
+        raise UsageError(f"every message in {name} needs a 'role'")
+    return value
+
+
+@chat.command("list")
+@json_option("the conversations")
+def chat_list(as_json: bool) -> None:
+    """List the saved conversations, the most recent first.
+
+    \b
+    Example:
+      ollamactl chat list
+    """
+    conversations, errors = ConversationStore().all()
+    for error in errors:
+        warn(error)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "id": c.id,
+                    "model": c.model,
+                    "turns": c.turns,
+                    "title": c.title,
+                    "created_at": c.created_at,
+                    "updated_at": c.updated_at,
+                }
+                for c in conversations
+            ]
+        )
+        return
+    rows = [
+        [c.id, c.model, str(c.turns), render.human_time(c.updated_at), c.title]
+        for c in conversations
+    ]
+    click.echo(render.table(rows, header=["ID", "MODEL", "TURNS", "UPDATED", "TITLE"]), nl=False)
+
+
+@chat.command("show")
+@click.argument("conversation_id", metavar="ID")
+@json_option("the stored conversation")
+def chat_show(conversation_id: str, as_json: bool) -> None:
+    """Print a saved conversation (an ID prefix is enough).
+
+    \b
+    Examples:
+      ollamactl chat show 3fa9c1
+      ollamactl chat show 3fa9c1 --json | jq '.messages[-1].content'
+    """
+    conversation = ConversationStore().load(conversation_id)
+    if as_json:
+        echo_json(conversation.to_dict())
+    else:
+        click.echo(transcript(conversation), nl=False)
+
+
+@chat.command("rm")
+@click.argument("conversation_ids", metavar="ID...", nargs=-1, required=True)
+def chat_rm(conversation_ids: tuple[str, ...]) -> None:
+    """Delete saved conversations.
+
+    \b
+    Example:
+      ollamactl chat rm 3fa9c1
+    """
+    store = ConversationStore()
+    for reference in conversation_ids:
+        click.echo(f"deleted conversation '{store.delete(reference)}'")

@@ -1,0 +1,141 @@
+"""What run, chat and embed share: the prompt, the profile's defaults, the model, its media.
+
+Pure preparation before any answer is shown: every local check (options, formats,
+images) happens here, before a request is sent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ollamactl.app import App
+from ollamactl.errors import ModelNotFound, UsageError
+from ollamactl.params import (
+    RequestControls,
+    extract_media,
+    parse_format,
+    parse_keep_alive,
+    parse_options,
+    parse_think,
+    read_media,
+)
+from ollamactl.session import capabilities, is_multimodal
+from ollamactl.terminal import Terminal, without_surrogates
+
+if TYPE_CHECKING:
+    from ollamactl.client import JSON
+
+
+def controls_from(
+    *,
+    system: str | None,
+    options: tuple[str, ...],
+    response_format: str | None,
+    images: tuple[str, ...],
+    keepalive: str | None,
+    think: str | None,
+    no_stream: bool,
+    hidethinking: bool,
+    nowordwrap: bool,
+    verbose: bool,
+    as_json: bool,
+) -> RequestControls:
+    """Parse the request-control flags (all local checks happen before any request)."""
+    return RequestControls(
+        system=system,
+        options=parse_options(options),
+        format=parse_format(response_format),
+        images=[read_media(path)[1] for path in images],
+        keep_alive=parse_keep_alive(keepalive),
+        think=parse_think(think),
+        hide_thinking=hidethinking,
+        word_wrap=not nowordwrap,
+        verbose=verbose,
+        stream=not no_stream,
+        as_json=as_json,
+    )
+
+
+def apply_profile_defaults(app: App, controls: RequestControls) -> None:
+    """A profile's ``options`` (under the -o flags) and ``keep_alive`` (unless --keepalive)."""
+    defaults = app.settings.defaults
+    if isinstance(defaults.get("options"), dict):
+        controls.options = {**defaults["options"], **controls.options}
+    if controls.keep_alive is None and defaults.get("keep_alive") is not None:
+        controls.keep_alive = parse_keep_alive(str(defaults["keep_alive"]))
+
+
+def default_model(app: App, model: str | None) -> str:
+    """MODEL, or the profile's ``model`` when no MODEL was given."""
+    model = model or app.settings.defaults.get("model")
+    if not model:
+        raise UsageError("missing MODEL", hint="give one, or set `model` in the profile")
+    return str(model)
+
+
+def read_prompt(words: tuple[str, ...], terminal: Terminal) -> tuple[str, bool, bool]:
+    """The prompt as the Go CLI builds it: (text, whether one was given, interactive).
+
+    Piped stdin is prepended to the words; the session is interactive only when
+    there is no prompt and both stdin and stdout are terminals.
+    """
+    parts = [without_surrogates(word) for word in words]
+    if not terminal.stdin_is_tty:
+        piped = terminal.read_stdin()
+        if piped:
+            parts.insert(0, piped)
+    return " ".join(parts), bool(parts), not parts and terminal.interactive
+
+
+def show_or_pull(app: App, model: str, *, insecure: bool = False) -> JSON:
+    """``/api/show`` the model; pull it with progress first if the server lacks it (as Go)."""
+    try:
+        return app.client.show(model)
+    except ModelNotFound:
+        from ollamactl.transfers import Transfer, pull_model
+
+        pull_model(app.client, app.terminal, model, Transfer(insecure=insecure))
+        return app.client.show(model)
+
+
+def check_can_generate(info: JSON) -> None:
+    """Refuse image-generation models, as the Go CLI does."""
+    if "image" in capabilities(info):
+        raise UsageError("image generation models are not currently supported")
+
+
+def take_prompt_media(text: str, info: JSON) -> tuple[str, list[str]]:
+    """For a multimodal model, move the image files named in the prompt into the request."""
+    if not is_multimodal(info):
+        return text, []
+    text, found = extract_media(text)
+    for path, kind, _ in found:
+        click.echo(f"Added {kind} '{path}'", err=True)
+    return text, [data for _, _, data in found]
+
+
+def embed_body(
+    model: str,
+    inputs: str | list[str],
+    keep_alive: Any,
+    options: dict[str, Any],
+    truncate: bool | None,
+    dimensions: int | None,
+) -> JSON:
+    body: JSON = {"model": model, "input": inputs}
+    if truncate is not None:
+        body["truncate"] = truncate
+    if dimensions:
+        body["dimensions"] = dimensions
+    if keep_alive is not None:
+        body["keep_alive"] = keep_alive
+    if options:
+        body["options"] = options
+    return body
+
+
+def embeddings_of(response: JSON) -> list[list[Any]]:
+    """The vectors of an ``/api/embed`` answer (their shape is checked by ``Client.embed``)."""
+    return response.get("embeddings") or []

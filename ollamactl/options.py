@@ -1,0 +1,264 @@
+"""Every option used by more than one command, defined once (as pip's ``cli/cmdoptions.py``).
+
+Each name has one meaning everywhere: ``--json`` prints the API objects, ``-q/--quiet`` on a
+listing prints names only, ``--quiet`` on a transfer shows no progress, ``--retries`` is the
+HTTP retries of the root command and ``--resume-retries`` the re-issues of a pull or push.
+Older spellings keep working without being shown (:class:`AliasOption`).
+
+This module is imported on every start (``--version`` included): it imports click alone,
+and the modules behind an option's choices only when a command module applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_RESUME_RETRIES = 3
+DEFAULT_STALL_TIMEOUT = 60.0
+
+
+class AliasOption(click.Option):
+    """An option whose ``aliases`` (older spellings) still work but are left out of ``--help``."""
+
+    def __init__(
+        self, param_decls: Sequence[str], *, aliases: Sequence[str] = (), **attrs: Any
+    ) -> None:
+        super().__init__([*param_decls, *aliases], **attrs)
+        self.aliases = tuple(aliases)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown, self.opts = self.opts, [o for o in self.opts if o not in self.aliases]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+def apply(func: F, *decorators: Callable[[Any], Any]) -> F:
+    """Apply ``decorators`` so that they list in ``--help`` in the order given."""
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def json_option(what: str = "the API response") -> Callable[[F], F]:
+    """``--json``: print ``what`` (the API objects as returned) as JSON, for scripts."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+def json_file_option(flag: str, help: str) -> Callable[[F], F]:
+    """An option naming a JSON file (``-``: stdin), passed as ``<name>_file``."""
+    destination = flag.lstrip("-") + "_file"
+    return click.option(
+        flag, destination, type=click.File("r", encoding="utf-8"), metavar="FILE", help=help
+    )
+
+
+def names_only_option(what: str = "model") -> Callable[[F], F]:
+    """``-q/--quiet`` of a listing: print the names only, one per line (for ``xargs``)."""
+    return click.option("-q", "--quiet", is_flag=True, help=f"Print {what} names only.")
+
+
+def no_progress_option(*, short: bool = False) -> Callable[[F], F]:
+    """``--quiet`` of pull, push, create: no progress (``-q`` too, its old name, if ``short``)."""
+    return click.option(
+        "--quiet",
+        cls=AliasOption,
+        aliases=("-q",) if short else (),
+        is_flag=True,
+        help="Show no progress (--progress none).",
+    )
+
+
+#: ``-H``: a global option, and a field of ``config profile add``.
+header_option = click.option(
+    "-H",
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="HTTP header for every request (repeatable).",
+)
+#: ``--ca-cert``: a global option, and a field of ``config profile add``.
+ca_cert_option = click.option(
+    "--ca-cert", metavar="PATH", help="CA bundle to verify the server's certificate."
+)
+
+
+def insecure_option(func: F) -> F:
+    """``--insecure``: the registry of a pull or push (also a missing model's) is insecure."""
+    return click.option(
+        "--insecure", is_flag=True, help="Use an insecure registry (http, unverified TLS)."
+    )(func)
+
+
+def progress_option(func: F) -> F:
+    """``--progress MODE``."""
+    from ollamactl.progress import MODES
+
+    return click.option(
+        "--progress",
+        type=click.Choice(MODES),
+        default="auto",
+        show_default=True,
+        help="Progress on stderr: bars on a terminal (tty), lines (plain), server events (json),"
+        " or none. auto = tty on a terminal, else plain.",
+    )(func)
+
+
+def transfer_options(func: F) -> F:
+    """pull and push: --insecure, --resume-retries, --stall-timeout, --progress, --quiet."""
+    return apply(
+        func,
+        insecure_option,
+        click.option(
+            "--resume-retries",
+            "resume_retries",
+            cls=AliasOption,
+            aliases=("--retries",),
+            type=click.IntRange(0, 100),
+            default=DEFAULT_RESUME_RETRIES,
+            show_default=True,
+            help="How often to re-issue a broken or stalled transfer (the server resumes it).",
+        ),
+        click.option(
+            "--stall-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_STALL_TIMEOUT,
+            show_default=True,
+            metavar="SECONDS",
+            help="Re-issue the transfer when no progress arrives for this long.",
+        ),
+        progress_option,
+        no_progress_option(short=True),
+    )
+
+
+def all_profiles_option(func: F) -> F:
+    """``--all-profiles``: the fleet view, one query per profile of the config file."""
+    from ollamactl.fleet import FLEET_TIMEOUT
+
+    return click.option(
+        "--all-profiles",
+        is_flag=True,
+        help="Ask every profile of the config file in parallel (each gets --read-timeout"
+        f" seconds, default {FLEET_TIMEOUT:g}) and add a HOST column.",
+    )(func)
+
+
+# -- generation -----------------------------------------------------------------------------
+
+
+def model_options_option(func: F) -> F:
+    """``-o KEY=VALUE``: a model parameter, repeatable."""
+    return click.option(
+        "-o",
+        "--option",
+        "options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Model parameter (repeatable), e.g. -o temperature=0 -o num_ctx=8192.",
+    )(func)
+
+
+def keepalive_option(func: F) -> F:
+    """``--keepalive``: how long the model stays loaded after the request."""
+    return click.option(
+        "--keepalive",
+        metavar="DURATION",
+        help="Keep the model loaded this long: 5m, 1h30m, 300 (seconds), -1 (forever), 0.",
+    )(func)
+
+
+def embedding_options(func: F) -> F:
+    """``--truncate/--no-truncate`` and ``--dimensions`` for embedding models."""
+    return apply(
+        func,
+        click.option(
+            "--truncate/--no-truncate",
+            default=None,
+            help="Truncate inputs longer than the context [server default: truncate].",
+        ),
+        click.option(
+            "--dimensions", type=click.IntRange(1), help="Embedding dimensions (embedding models)."
+        ),
+    )
+
+
+def request_options(func: F) -> F:
+    """What run and chat send besides the prompt: system, -o, format, images, keepalive, think."""
+    return apply(
+        func,
+        click.option("--system", metavar="TEXT", help="System message for the model."),
+        model_options_option,
+        click.option(
+            "--format",
+            "response_format",
+            metavar="json|@FILE|SCHEMA",
+            help="Response format: json, a JSON schema file (@schema.json) or inline schema.",
+        ),
+        click.option(
+            "-i",
+            "--image",
+            "images",
+            multiple=True,
+            metavar="PATH",
+            help="Attach an image (repeatable).",
+        ),
+        keepalive_option,
+        click.option(
+            "--think",
+            is_flag=False,
+            flag_value="true",
+            default=None,
+            metavar="[=LEVEL]",
+            help="Think before answering: --think, --think=false or --think=high|medium|low|max.",
+        ),
+        click.option("--no-stream", is_flag=True, help="Wait for the whole answer."),
+    )
+
+
+def display_options(func: F) -> F:
+    """How run and chat show the answer: --hidethinking, --nowordwrap, --verbose, --json."""
+    return apply(
+        func,
+        click.option("--hidethinking", is_flag=True, help="Do not show the thinking output."),
+        click.option("--nowordwrap", is_flag=True, help="Do not wrap words on a terminal."),
+        click.option("--verbose", is_flag=True, help="Show timings and token rates (stderr)."),
+        json_option("the final response object"),
+    )
+
+
+def generation_options(func: F) -> F:
+    """The options of run and chat: what is sent, how it is shown, and ``--insecure``."""
+    return apply(func, request_options, display_options, insecure_option)
+
+
+def _explicit_think(args: list[str]) -> list[str]:
+    """Make a bare ``--think`` not swallow the next word unless that word is a level.
+
+    >>> _explicit_think(["m", "--think", "why?"]), _explicit_think(["m", "--think", "high"])
+    (['m', '--think=true', 'why?'], ['m', '--think', 'high'])
+    """
+    from ollamactl.params import THINK_LEVELS
+
+    rewritten = []
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return rewritten + args[index:]
+        following = args[index + 1] if index + 1 < len(args) else None
+        is_bare = arg == "--think" and following not in THINK_LEVELS
+        rewritten.append("--think=true" if is_bare else arg)
+    return rewritten
+
+
+class GenerationCommand(click.Command):
+    """A command whose ``--think`` takes an optional level, as ``ollama run --think``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _explicit_think(args))
