@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from ollamactl.errors import OllamactlError
-from ollamactl.params import RequestControls
+from ollamactl.render import to_json
 from ollamactl.terminal import Terminal
 
 if TYPE_CHECKING:
@@ -174,18 +174,29 @@ class Reply:
         return final
 
 
-class StreamPrinter:
-    """Shows a streamed answer: tokens to stdout, thinking to stderr, as they arrive."""
+@dataclass
+class DisplayOptions:
+    """How an answer is shown (nothing here is sent to the server)."""
 
-    def __init__(
-        self, controls: RequestControls, terminal: Terminal, *, quiet: bool = False
-    ) -> None:
+    as_json: bool = False  # the final response object as JSON instead of the text
+    hide_thinking: bool = False
+    word_wrap: bool = True
+    verbose: bool = False  # timings and token rates on stderr
+
+
+class StreamPrinter:
+    """Shows a streamed answer: tokens to stdout, thinking to stderr, as they arrive.
+
+    ``quiet``: show nothing while it streams (the answer is printed another way after).
+    """
+
+    def __init__(self, display: DisplayOptions, terminal: Terminal, *, quiet: bool = False) -> None:
         self.terminal = terminal
-        self.hide_thinking = controls.hide_thinking
+        self.hide_thinking = display.hide_thinking
         self.quiet = quiet
         self.color = terminal.color(terminal.stderr)
-        self._write = _writer(terminal, terminal.stdout, controls.word_wrap)
-        self._write_thinking = _writer(terminal, terminal.stderr, controls.word_wrap)
+        self._write = _writer(terminal, terminal.stdout, display.word_wrap)
+        self._write_thinking = _writer(terminal, terminal.stderr, display.word_wrap)
         self._thinking_open = False
         self._thinking_ends_line = True
 
@@ -254,6 +265,15 @@ class StreamPrinter:
         """End an open thinking block (an answer that was all thinking, or interrupted)."""
         if self._thinking_open:
             self._end_thinking()
+
+    def tool_calls(self, reply: Reply, *, offered: bool) -> None:
+        """After an answer: the tool calls as JSON (or the text) if tools were offered (the
+        printer was quiet then), else the Go CLI's note on calls nobody asked for."""
+        if offered:
+            text = to_json(reply.tool_calls) if reply.tool_calls else reply.text
+            click.echo(text, file=self.terminal.stdout)
+        elif reply.tool_calls:
+            self.tool_call_notes(reply.tool_calls)
 
     def tool_call_notes(self, calls: list[Any]) -> None:
         """Tool calls nobody asked for, described as the Go CLI does."""
@@ -339,9 +359,11 @@ def stats_summary(final: JSON) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def finish_answer(reply: Reply, controls: RequestControls, *, blank_lines: bool) -> None:
+def finish_answer(
+    reply: Reply, display: DisplayOptions, terminal: Terminal, *, blank_lines: bool
+) -> None:
     """After a streamed answer: the Go CLI's two newlines, then --verbose statistics."""
-    if blank_lines and not controls.as_json:
-        click.echo("\n")
-    if controls.verbose and reply.final:
-        click.echo(stats_summary(reply.final), err=True, nl=False)
+    if blank_lines and not display.as_json:
+        click.echo("\n", file=terminal.stdout)
+    if display.verbose and reply.final:
+        click.echo(stats_summary(reply.final), file=terminal.stderr, nl=False)

@@ -52,7 +52,7 @@ from ollamactl.errors import (
     UsageError,
 )
 from ollamactl.params import (
-    RequestControls,
+    RequestOptions,
     parse_format,
     parse_keep_alive,
     parse_think,
@@ -106,7 +106,11 @@ JOIN_SECONDS = 2.0
 
 @dataclass
 class Item:
-    """One prompt: its id, whether it goes to ``/api/chat``, and its request body sans model."""
+    """One prompt: its id, whether it goes to ``/api/chat``, and its request sans model.
+
+    ``body`` holds the keyword arguments of ``Client.generate`` or ``Client.chat`` (named as
+    the request's fields: prompt or messages, system, images, options, format, ...).
+    """
 
     id: Id
     chat: bool
@@ -116,7 +120,7 @@ class Item:
     failed_on: object = field(default=None, repr=False)  # the server of the last failed try
 
 
-def parse_line(text: str, number: int, defaults: RequestControls | None = None) -> Item | None:
+def parse_line(text: str, number: int, defaults: RequestOptions | None = None) -> Item | None:
     """Parse one input line: a plain prompt, or a JSON object; ``None`` for a blank line.
 
     ``defaults`` (the command's flags) fill in what the line does not say; a line's
@@ -138,7 +142,7 @@ def parse_line(text: str, number: int, defaults: RequestControls | None = None) 
     if not stripped:
         return None
     if not stripped.startswith("{"):
-        return _item({"prompt": text.rstrip("\r\n")}, number, defaults or RequestControls())
+        return _item({"prompt": text.rstrip("\r\n")}, number, defaults or RequestOptions())
     try:
         fields = json.loads(stripped)
     except ValueError as e:
@@ -146,7 +150,7 @@ def parse_line(text: str, number: int, defaults: RequestControls | None = None) 
     unknown = sorted(set(fields) - set(LINE_FIELDS))
     if unknown:
         raise UsageError(f"unknown field {unknown[0]!r}", hint="known: " + ", ".join(LINE_FIELDS))
-    return _item(fields, number, defaults or RequestControls())
+    return _item(fields, number, defaults or RequestOptions())
 
 
 #: The request controls of a line: the JSON types taken as they are, the parser of a string.
@@ -167,7 +171,7 @@ def _typed(fields: JSON, key: str, types: tuple[type, ...], what: str) -> Any:
     return value
 
 
-def _item(fields: JSON, number: int, defaults: RequestControls) -> Item:
+def _item(fields: JSON, number: int, defaults: RequestOptions) -> Item:
     item_id = fields.get("id", number)
     if isinstance(item_id, bool) or not isinstance(item_id, (str, int)):
         raise UsageError("'id' must be a string or an integer")
@@ -509,7 +513,7 @@ class Batch:
         retries: int = 2,
         ordered: bool = False,
         pull: bool = False,
-        defaults: RequestControls | None = None,
+        defaults: RequestOptions | None = None,
         skip: Iterable[Id] = (),
         listener: Listener | None = None,
         window: int | None = None,
@@ -519,7 +523,7 @@ class Batch:
         self.retries = retries
         self.ordered = ordered
         self.pull = pull
-        self.defaults = defaults or RequestControls()
+        self.defaults = defaults or RequestOptions()
         self.skip = set(skip)
         self.listener = listener or Listener()
         self._write = write
@@ -714,12 +718,13 @@ class Batch:
 
     def _ask(self, client: Client, server: _Server, item: Item) -> JSON:
         """One request for ``item``; the answer must be complete (``done: true``)."""
-        body = {"model": self.model, **item.body, "stream": False}
+        arguments = {**item.body, "stream": False}
         if server.options:
-            body["options"] = {**server.options, **item.body.get("options", {})}
+            arguments["options"] = {**server.options, **item.body.get("options", {})}
         if server.keep_alive is not None:
-            body.setdefault("keep_alive", server.keep_alive)
-        last = deque((client.chat if item.chat else client.generate)(body), maxlen=1)
+            arguments.setdefault("keep_alive", server.keep_alive)
+        call = client.chat if item.chat else client.generate
+        last = deque(call(self.model, **arguments), maxlen=1)
         answer: JSON = last[0] if last else {}
         if answer.get("done") is not True:
             raise StreamBroken(f"the answer from {client.base_url} ended before it was done")

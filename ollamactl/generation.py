@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ollamactl.answer import DisplayOptions
 from ollamactl.app import App
 from ollamactl.errors import ModelNotFound, UsageError
 from ollamactl.params import (
-    RequestControls,
+    RequestOptions,
     extract_media,
     parse_format,
     parse_keep_alive,
@@ -28,43 +29,47 @@ if TYPE_CHECKING:
     from ollamactl.client import JSON
 
 
-def controls_from(
+def request_from(
     *,
     system: str | None,
     options: tuple[str, ...],
     response_format: str | None,
-    images: tuple[str, ...],
     keepalive: str | None,
     think: str | None,
     no_stream: bool,
-    hidethinking: bool,
-    nowordwrap: bool,
-    verbose: bool,
-    as_json: bool,
-) -> RequestControls:
-    """Parse the request-control flags (all local checks happen before any request)."""
-    return RequestControls(
+) -> RequestOptions:
+    """Parse the options of :func:`~ollamactl.options.request_options` (checked locally)."""
+    return RequestOptions(
         system=system,
         options=parse_options(options),
         format=parse_format(response_format),
-        images=[read_media(path)[1] for path in images],
         keep_alive=parse_keep_alive(keepalive),
         think=parse_think(think),
-        hide_thinking=hidethinking,
-        word_wrap=not nowordwrap,
-        verbose=verbose,
         stream=not no_stream,
-        as_json=as_json,
     )
 
 
-def apply_profile_defaults(app: App, controls: RequestControls) -> None:
+def display_from(
+    *, hidethinking: bool, nowordwrap: bool, verbose: bool, as_json: bool
+) -> DisplayOptions:
+    """The options of :func:`~ollamactl.options.display_options`."""
+    return DisplayOptions(
+        as_json=as_json, hide_thinking=hidethinking, word_wrap=not nowordwrap, verbose=verbose
+    )
+
+
+def read_images(paths: tuple[str, ...]) -> list[str]:
+    """The ``-i`` files as base64, each checked to be an image or a WAV file."""
+    return [read_media(path)[1] for path in paths]
+
+
+def apply_profile_defaults(app: App, request: RequestOptions) -> None:
     """A profile's ``options`` (under the -o flags) and ``keep_alive`` (unless --keepalive)."""
     defaults = app.settings.defaults
     if isinstance(defaults.get("options"), dict):
-        controls.options = {**defaults["options"], **controls.options}
-    if controls.keep_alive is None and defaults.get("keep_alive") is not None:
-        controls.keep_alive = parse_keep_alive(str(defaults["keep_alive"]))
+        request.options = {**defaults["options"], **request.options}
+    if request.keep_alive is None and defaults.get("keep_alive") is not None:
+        request.keep_alive = parse_keep_alive(str(defaults["keep_alive"]))
 
 
 def default_model(app: App, model: str | None) -> str:
@@ -106,34 +111,14 @@ def check_can_generate(info: JSON) -> None:
         raise UsageError("image generation models are not currently supported")
 
 
-def take_prompt_media(text: str, info: JSON) -> tuple[str, list[str]]:
+def take_prompt_media(text: str, info: JSON, terminal: Terminal) -> tuple[str, list[str]]:
     """For a multimodal model, move the image files named in the prompt into the request."""
     if not is_multimodal(info):
         return text, []
     text, found = extract_media(text)
     for path, kind, _ in found:
-        click.echo(f"Added {kind} '{path}'", err=True)
+        click.echo(f"Added {kind} '{path}'", file=terminal.stderr)
     return text, [data for _, _, data in found]
-
-
-def embed_body(
-    model: str,
-    inputs: str | list[str],
-    keep_alive: Any,
-    options: dict[str, Any],
-    truncate: bool | None,
-    dimensions: int | None,
-) -> JSON:
-    body: JSON = {"model": model, "input": inputs}
-    if truncate is not None:
-        body["truncate"] = truncate
-    if dimensions:
-        body["dimensions"] = dimensions
-    if keep_alive is not None:
-        body["keep_alive"] = keep_alive
-    if options:
-        body["options"] = options
-    return body
 
 
 def embeddings_of(response: JSON) -> list[list[Any]]:

@@ -138,17 +138,19 @@ class CreatePlan:
     files: list[LocalFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    def request(
-        self, model: str, digests: Mapping[Path, str], quantize: str | None = None
-    ) -> dict[str, Any]:
-        """The ``/api/create`` body, given the ``sha256:...`` digest of every local file."""
-        body: dict[str, Any] = {"model": model}
-        if quantize:
-            body["quantize"] = quantize
+    def arguments(self, digests: Mapping[Path, str]) -> dict[str, Any]:
+        """The keyword arguments of ``Client.create``, given every local file's digest.
+
+        >>> plan = CreatePlan({"from": "llama3.2", "system": "Be brief."})
+        >>> plan.arguments({})
+        {'from_model': 'llama3.2', 'system': 'Be brief.'}
+        """
+        arguments: dict[str, Any] = {}
         for local in self.files:
-            body.setdefault(local.field, {})[local.name] = digests[local.path]
-        body.update(self.fields)
-        return body
+            arguments.setdefault(local.field, {})[local.name] = digests[local.path]
+        for name, value in self.fields.items():
+            arguments["from_model" if name == "from" else name] = value
+        return arguments
 
 
 class _Lines:

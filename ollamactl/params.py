@@ -1,4 +1,4 @@
-"""Request controls shared by run, chat, embed and the REPL, parsed from their text form.
+"""Request options shared by run, chat, embed, batch and the REPL, parsed from their text.
 
 ``-o key=value`` options typed as the Go CLI's ``api.FormatParams`` types them,
 ``--keepalive`` durations, ``--format`` JSON schemas, ``--think`` levels and
@@ -42,35 +42,32 @@ Think = Union[bool, str]
 
 
 @dataclass
-class RequestControls:
-    """Everything a generation request carries besides the model and the prompt."""
+class RequestOptions:
+    """What a generation request carries besides the model, the prompt and its images.
+
+    Only what is sent: how the answer is shown is :class:`ollamactl.answer.DisplayOptions`.
+    """
 
     system: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     format: Format | None = None
-    images: list[str] = field(default_factory=list)
     keep_alive: KeepAlive | None = None
     think: Think | None = None
-    hide_thinking: bool = False
-    word_wrap: bool = True
-    verbose: bool = False
     stream: bool = True
-    as_json: bool = False
 
-    def request_fields(self) -> dict[str, Any]:
-        """The optional request body fields that are set (format, options, keep_alive, think)."""
-        body: dict[str, Any] = {}
-        if self.format is not None:
-            body["format"] = self.format
-        if self.options:
-            body["options"] = dict(self.options)
-        if self.keep_alive is not None:
-            body["keep_alive"] = self.keep_alive
-        if self.think is not None:
-            body["think"] = self.think
-        if not self.stream:
-            body["stream"] = False
-        return body
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of ``Client.generate``/``Client.chat`` (not ``system``).
+
+        >>> RequestOptions(format="json", think=False).arguments()["format"]
+        'json'
+        """
+        return {
+            "format": self.format,
+            "options": dict(self.options),
+            "keep_alive": self.keep_alive,
+            "think": self.think,
+            "stream": self.stream,
+        }
 
 
 def format_param(key: str, values: list[str]) -> Any:

@@ -2,25 +2,31 @@
 
 Every slash command of ``ollama run`` with its wording (``/set``, ``/show``,
 ``/load``, ``/save``, ``/clear``, ``/bye``, ``/?``), ``\"\"\"`` multi-line input,
-line editing, history and tab completion through the standard library's
-readline, plus ``/export``, ``/retry`` and ``/image``. Ctrl-C stops an answer
-(its partial text stays in the history, marked interrupted); Ctrl-D exits.
+line editing, history and tab completion (:mod:`ollamactl.line_editor`), plus
+``/export``, ``/retry`` and ``/image``. Ctrl-C stops an answer (its partial text
+stays in the history, marked interrupted); Ctrl-D exits.
+
+The REPL only reads lines and dispatches them: the server calls are the session's, the
+lines come from ``read_line`` and the output goes to the terminal's streams, so a test
+can drive it in-process with a list of lines and string streams.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from contextlib import suppress
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from ollamactl import render
-from ollamactl.answer import Spinner, finish_answer
-from ollamactl.conversations import Conversation, markdown, transcript
+from ollamactl.answer import DisplayOptions, Spinner, StreamPrinter, finish_answer
+from ollamactl.conversations import markdown, transcript
 from ollamactl.errors import APIError, ModelNotFound, OllamactlError, UsageError
+from ollamactl.line_editor import LineEditor
 from ollamactl.params import (
     KNOWN_PARAMS,
     extract_media,
@@ -31,108 +37,23 @@ from ollamactl.params import (
     unescape_path,
 )
 from ollamactl.paths import data_dir, write_private_file
+from ollamactl.repl_texts import (
+    COMMANDS,
+    COMPLETIONS,
+    MEDIA_USAGE,
+    PARAMETERS_USAGE,
+    SET_USAGE,
+    SHORTCUTS_USAGE,
+    SHOW_USAGE,
+    USAGE,
+)
 from ollamactl.session import Session, capabilities, is_multimodal
+from ollamactl.terminal import Terminal
 
 PROMPT = ">>> "
 CONTINUATION_PROMPT = "... "
-HISTORY_LENGTH = 1000
 MULTILINE = '"""'
 THINK_VALUES = 'must be "high", "medium", "low", "max", true, or false'
-
-USAGE = """Available Commands:
-  /set            Set session variables
-  /show           Show model information
-  /load <model>   Load a session or model
-  /save <model>   Save your current session
-  /clear          Clear session context
-  /export <file>  Write the conversation to a Markdown or .json file
-  /retry          Regenerate the last answer
-  /image <path>   Attach an image to the next message
-  /bye            Exit
-  /?, /help       Help for a command
-  /? shortcuts    Help for keyboard shortcuts
-
-Use \"\"\" to begin a multi-line message.
-"""
-MEDIA_USAGE = "Use /path/to/file to include .jpg, .png, .webp images, or .wav audio files.\n"
-SET_USAGE = """Available Commands:
-  /set parameter ...     Set a parameter
-  /set system <string>   Set system message
-  /set history           Enable history
-  /set nohistory         Disable history
-  /set wordwrap          Enable wordwrap
-  /set nowordwrap        Disable wordwrap
-  /set format json       Enable JSON mode
-  /set noformat          Disable formatting
-  /set verbose           Show LLM stats
-  /set quiet             Disable LLM stats
-  /set think             Enable thinking
-  /set nothink           Disable thinking
-"""
-SHOW_USAGE = """Available Commands:
-  /show info         Show details for this model
-  /show license      Show model license
-  /show modelfile    Show Modelfile for this model
-  /show parameters   Show parameters for this model
-  /show system       Show system message
-  /show template     Show prompt template
-"""
-SHORTCUTS_USAGE = """Available keyboard shortcuts:
-  Ctrl + a            Move to the beginning of the line (Home)
-  Ctrl + e            Move to the end of the line (End)
-   Alt + b            Move back (left) one word
-   Alt + f            Move forward (right) one word
-  Ctrl + k            Delete the sentence after the cursor
-  Ctrl + u            Delete the sentence before the cursor
-  Ctrl + w            Delete the word before the cursor
-
-  Ctrl + l            Clear the screen
-  Ctrl + r            Search the history
-  Ctrl + c            Stop the model from responding
-  Ctrl + d            Exit ollamactl (/bye)
-"""
-PARAMETERS_USAGE = """Available Parameters:
-  /set parameter seed <int>             Random number seed
-  /set parameter num_predict <int>      Max number of tokens to predict
-  /set parameter top_k <int>            Pick from top k num of tokens
-  /set parameter top_p <float>          Pick token based on sum of probabilities
-  /set parameter min_p <float>          Pick token based on top token probability * min_p
-  /set parameter num_ctx <int>          Set the context size
-  /set parameter temperature <float>    Set creativity level
-  /set parameter repeat_penalty <float> How strongly to penalize repetitions
-  /set parameter repeat_last_n <int>    Set how far back to look for repetitions
-  /set parameter num_gpu <int>          The number of layers to send to the GPU
-  /set parameter stop <string> <string> ...   Set the stop parameters
-"""
-SET_WORDS = (
-    "parameter",
-    "system",
-    "history",
-    "nohistory",
-    "wordwrap",
-    "nowordwrap",
-    "format",
-    "noformat",
-    "verbose",
-    "quiet",
-    "think",
-    "nothink",
-)
-SHOW_WORDS = ("info", "license", "modelfile", "parameters", "system", "template")
-COMMANDS = ("/set", "/show", "/load", "/save", "/clear", "/export", "/retry", "/image", "/bye")
-COMMANDS += ("/exit", "/help", "/?")
-COMPLETIONS = {
-    "/set": SET_WORDS,
-    "/show": SHOW_WORDS,
-    "/?": ("set", "show", "shortcuts"),
-    "/help": ("set", "show", "shortcuts"),
-}
-
-
-def history_disabled() -> bool:
-    """``OLLAMA_NOHISTORY`` as Go reads it: any set value but a false one disables saving."""
-    value = os.environ.get("OLLAMA_NOHISTORY", "")
-    return bool(value) and value not in ("0", "f", "F", "FALSE", "false", "False")
 
 
 def block_start(text: str) -> tuple[str, bool] | None:
@@ -155,41 +76,73 @@ def _opens_block(text: str) -> bool:
     return start is not None and start[1]
 
 
-def out(text: str = "") -> None:
-    """A line on stdout."""
-    click.echo(text)
+def completions(line: str, models: Callable[[], list[str]]) -> Sequence[str]:
+    """What TAB may complete on ``line`` (up to the cursor): commands, their words, models.
 
-
-def note(text: str) -> None:
-    """Text on stderr, as is (help blocks, notices)."""
-    click.echo(text, err=True, nl=False)
+    >>> completions("/show ", list)[:2], completions("/set parameter ", list)[:1]
+    (('info', 'license'), ['draft_num_predict'])
+    """
+    words = line.split()
+    if len(words) <= 1 and not line.endswith(" "):
+        return COMMANDS if line.startswith("/") else ()
+    if words[:2] == ["/set", "parameter"]:
+        return sorted(KNOWN_PARAMS) if len(words) <= 3 else ()
+    if words[0] in ("/load", "/save"):
+        return models()
+    return COMPLETIONS.get(words[0], ())
 
 
 class Repl:
-    """The read-eval-print loop around a :class:`Session`."""
+    """The read-eval-print loop around a :class:`Session`.
 
-    def __init__(self, session: Session, *, resumed: bool = False) -> None:
+    ``read_line(prompt)`` reads a line (EOFError ends the loop): by default a
+    :class:`LineEditor` with history and completion. Output goes to ``terminal``;
+    ``images`` go with the first message (``-i``); ``redact`` cleans error messages.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        display: DisplayOptions,
+        terminal: Terminal,
+        *,
+        read_line: Callable[[str], str] | None = None,
+        resumed: bool = False,
+        images: Sequence[str] = (),
+        redact: Callable[[str], str] = str,
+    ) -> None:
         self.session = session
+        self.display = dataclasses.replace(display, as_json=False)
+        self.terminal = terminal
         self.resumed = resumed
-        self.save_history = not history_disabled()
-        self.history_path: Path = data_dir() / "history"
-        self.pending_images: list[str] = list(session.controls.images)  # -i: the first message
+        self.redact = redact
+        self.pending_images = list(images)
         self.model_names: list[str] | None = None
-        self.readline: Any = None
-        session.controls.as_json = False
+        self.editor: LineEditor | None = None
+        if read_line is None:
+            self.editor = LineEditor(data_dir() / "history", self._completions)
+            read_line = self.editor.read_line
+        self.read_line = read_line
+
+    def out(self, text: str = "") -> None:
+        """A line on stdout."""
+        click.echo(text, file=self.terminal.stdout)
+
+    def note(self, text: str) -> None:
+        """Text on stderr, as is (help blocks, notices)."""
+        click.echo(text, file=self.terminal.stderr, nl=False)
 
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> None:
         """Preload the model, replay what came before, then read and handle lines until exit."""
-        self._setup_readline()
         self._preload(self.session.model, self.session.info)
         self._replay()
         try:
             self._loop()
         finally:
-            if self.save_history:
-                self._write_history()
+            if self.editor is not None:
+                self.editor.close()
             self._say_where_saved()
 
     def _loop(self) -> None:
@@ -197,18 +150,17 @@ class Repl:
         block_is_system = False
         while True:
             try:
-                line = input(PROMPT if block is None else CONTINUATION_PROMPT)
+                line = self.read_line(PROMPT if block is None else CONTINUATION_PROMPT)
             except EOFError:
-                out()
+                self.out()
                 return
             except KeyboardInterrupt:
-                typed = self.readline.get_line_buffer() if self.readline else ""
-                out("" if typed else "\nUse Ctrl + d or /bye to exit.")
+                typed = self.editor.typed() if self.editor else ""
+                self.out("" if typed else "\nUse Ctrl + d or /bye to exit.")
                 block = None
                 continue
             words = line.split()
             try:
-                self._remember()
                 if block is not None:
                     ended = line.endswith(MULTILINE)
                     block.append(line[: -len(MULTILINE)] if ended else line)
@@ -225,7 +177,7 @@ class Repl:
                 elif self._command(line, words) == "bye":
                     return
             except KeyboardInterrupt:
-                out()
+                self.out()
 
     # -- commands -------------------------------------------------------------------------
 
@@ -250,7 +202,7 @@ class Repl:
                 handler(line, words)
                 return None
         if line.startswith("/") and not self._is_media_path(line, words[0]):
-            out(f"Unknown command '{words[0]}'. Type /? for help")
+            self.out(f"Unknown command '{words[0]}'. Type /? for help")
             return None
         if line:
             self._send(line)
@@ -264,130 +216,110 @@ class Repl:
 
     def _list(self, line: str, words: list[str]) -> None:
         """/list [PREFIX]: the models on the server (not in the help, as in Go)."""
-        models = self.session.app.client.tags()
+        models = self.session.models()
         prefix = words[1].lower() if len(words) > 1 else ""
         models = [m for m in models if str(m.get("name", "")).lower().startswith(prefix)]
-        click.echo(render.model_table(models), nl=False)
+        click.echo(render.model_table(models), file=self.terminal.stdout, nl=False)
 
     def _load(self, line: str, words: list[str]) -> None:
         """/load MODEL: switch to another model with a fresh history."""
         if len(words) != 2:
-            out("Usage:\n  /load <modelname>")
+            self.out("Usage:\n  /load <modelname>")
             return
         name = words[1]
-        out(f"Loading model '{name}'")
-        client = self.session.app.client
+        self.out(f"Loading model '{name}'")
         try:
-            info = client.show(name)
+            info = self.session.lookup(name)
             self._preload(name, info)
         except ModelNotFound:
-            out(f"Couldn't find model '{name}'")
+            self.out(f"Couldn't find model '{name}'")
             return
         except APIError as e:
-            out(f"error: {e}")
+            self.out(f"error: {e}")
             return
-        self.session.info = info
-        self._start_over(name)
+        self.session.switch_to(name, info)
 
     def _save(self, line: str, words: list[str]) -> None:
         """/save MODEL: create a server-side model from this session, as Go does."""
         if len(words) != 2:
-            out("Usage:\n  /save <modelname>")
+            self.out("Usage:\n  /save <modelname>")
             return
         name = words[1]
-        session = self.session
-        parent = (session.info.get("details") or {}).get("parent_model") or ""
-        body: dict[str, Any] = {"model": name, "from": parent or session.model}
-        if session.controls.system:
-            body["system"] = session.controls.system
-        if session.controls.options:
-            body["parameters"] = session.controls.options
-        messages = list(session.info.get("messages") or []) + session.conversation.api_messages()
-        if messages:
-            body["messages"] = messages
         try:
-            for _ in session.app.client.create(body):
-                pass
+            self.session.save_as(name)
         except APIError as e:
             if "invalid model name" in str(e):
-                out(f"error: The model name '{name}' is invalid")
+                self.out(f"error: The model name '{name}' is invalid")
             else:
-                out(f"error: {e}")
+                self.out(f"error: {e}")
             return
-        out(f"Created new model '{name}'")
+        self.out(f"Created new model '{name}'")
 
     def _clear(self, line: str, words: list[str]) -> None:
         """/clear: forget the history (keeping the system message)."""
-        self._start_over(self.session.model)
-        out("Cleared session context")
-
-    def _start_over(self, model: str) -> None:
-        """A fresh history (a new saved conversation for chat), keeping the system message."""
-        session = self.session
-        store = session.store
-        session.conversation = store.new(model) if store else Conversation(id="", model=model)
-        if session.controls.system:
-            session.set_system(session.controls.system)
+        self.session.start_over()
+        self.out("Cleared session context")
 
     def _set(self, line: str, words: list[str]) -> None:
         """/set ...: session settings, with the Go CLI's messages."""
         if len(words) < 2:
-            note(SET_USAGE + "\n")
+            self.note(SET_USAGE + "\n")
             return
-        controls, what = self.session.controls, words[1]
-        switches = {
-            "wordwrap": ("word_wrap", True, "Set 'wordwrap' mode."),
-            "nowordwrap": ("word_wrap", False, "Set 'nowordwrap' mode."),
-            "verbose": ("verbose", True, "Set 'verbose' mode."),
-            "quiet": ("verbose", False, "Set 'quiet' mode."),
-            "noformat": ("format", None, "Disabled format."),
+        request, what = self.session.request, words[1]
+        switches: dict[str, tuple[object, str, Any, str]] = {
+            "wordwrap": (self.display, "word_wrap", True, "Set 'wordwrap' mode."),
+            "nowordwrap": (self.display, "word_wrap", False, "Set 'nowordwrap' mode."),
+            "verbose": (self.display, "verbose", True, "Set 'verbose' mode."),
+            "quiet": (self.display, "verbose", False, "Set 'quiet' mode."),
+            "noformat": (request, "format", None, "Disabled format."),
         }
         if what in switches:
-            attribute, value, message = switches[what]
-            setattr(controls, attribute, value)
-            out(message)
+            options, attribute, value, message = switches[what]
+            setattr(options, attribute, value)
+            self.out(message)
         elif what in ("history", "nohistory"):
-            self.save_history = what == "history"
+            if self.editor is not None:
+                self.editor.save_history = what == "history"
         elif what in ("think", "nothink"):
             level = words[2] if what == "think" and len(words) > 2 else None
             try:
-                controls.think = parse_think(level) if level else what == "think"
+                request.think = parse_think(level) if level else what == "think"
             except UsageError:
-                out(f"error: invalid think value: {json.dumps(level)} ({THINK_VALUES})")
+                self.out(f"error: invalid think value: {json.dumps(level)} ({THINK_VALUES})")
                 return
             if "thinking" not in capabilities(self.session.info):
                 model = json.dumps(self.session.model)
-                note(f"warning: model {model} does not support thinking output\n")
-            out(f"Set 'think' mode to '{level}'." if level else f"Set '{what}' mode.")
+                self.note(f"warning: model {model} does not support thinking output\n")
+            self.out(f"Set 'think' mode to '{level}'." if level else f"Set '{what}' mode.")
         elif what == "format":
             if words[2:3] != ["json"]:
-                out("Invalid or missing format. For 'json' mode use '/set format json'")
+                self.out("Invalid or missing format. For 'json' mode use '/set format json'")
             else:
-                controls.format = "json"
-                out("Set format to 'json' mode.")
+                request.format = "json"
+                self.out("Set format to 'json' mode.")
         elif what == "parameter":
             self._set_parameter(words[2:])
         elif what == "system":
             self._set_system_line(words[2:])
         else:
-            out(f"Unknown command '/set {what}'. Type /? for help")
+            self.out(f"Unknown command '/set {what}'. Type /? for help")
 
     def _set_parameter(self, words: list[str]) -> None:
         if len(words) < 2:
-            note(PARAMETERS_USAGE + "\n")
+            self.note(PARAMETERS_USAGE + "\n")
             return
         key, values = words[0], words[1:]
         try:
             value = format_param(key, values)
         except UsageError as e:
-            out(f"Couldn't set parameter: {json.dumps(e.message, ensure_ascii=False)}")
+            self.out(f"Couldn't set parameter: {json.dumps(e.message, ensure_ascii=False)}")
             return
-        self.session.controls.options[key] = value
-        out(f"Set parameter '{key}' to '{', '.join(values)}'")
+        self.session.request.options[key] = value
+        self.out(f"Set parameter '{key}' to '{', '.join(values)}'")
 
     def _set_system_line(self, words: list[str]) -> None:
         if not words:
-            note(SET_USAGE + "\n")
+            self.note(SET_USAGE + "\n")
             return
         text = " ".join(words)
         start = block_start(text)
@@ -395,71 +327,69 @@ class Repl:
 
     def _set_system(self, text: str) -> None:
         self.session.set_system(text)
-        out("Set system message.")
+        self.out("Set system message.")
 
     def _show(self, line: str, words: list[str]) -> None:
         """/show info|license|modelfile|parameters|system|template."""
         if len(words) < 2:
-            note(SHOW_USAGE + "\n")
+            self.note(SHOW_USAGE + "\n")
             return
         session = self.session
         try:
-            info = session.app.client.show(
-                session.model, system=session.controls.system, options=session.controls.options
-            )
+            info = session.show()
         except OllamactlError:
-            out("error: couldn't get model")
+            self.out("error: couldn't get model")
             return
         what = words[1]
         if what == "info":
-            note(render.show_info(info))
+            self.note(render.show_info(info))
         elif what == "license":
-            out(info.get("license") or "No license was specified for this model.")
+            self.out(info.get("license") or "No license was specified for this model.")
         elif what == "modelfile":
-            out(str(info.get("modelfile", "")))
+            self.out(str(info.get("modelfile", "")))
         elif what == "parameters":
             self._show_parameters(info)
         elif what == "system":
-            system = session.controls.system or info.get("system")
-            out(f"{system}\n" if system else "No system message was specified for this model.")
+            system = session.request.system or info.get("system")
+            self.out(f"{system}\n" if system else "No system message was specified for this model.")
         elif what == "template":
-            out(info.get("template") or "No prompt template was specified for this model.")
+            self.out(info.get("template") or "No prompt template was specified for this model.")
         else:
-            out(f"Unknown command '/show {what}'. Type /? for help")
+            self.out(f"Unknown command '/show {what}'. Type /? for help")
 
     def _show_parameters(self, info: dict[str, Any]) -> None:
-        out("Model defined parameters:")
+        self.out("Model defined parameters:")
         if info.get("parameters"):
             for parameter_line in str(info["parameters"]).split("\n"):
-                out(f"  {parameter_line}")
+                self.out(f"  {parameter_line}")
         else:
-            out("  No additional parameters were specified for this model.")
-        out()
-        options = self.session.controls.options
+            self.out("  No additional parameters were specified for this model.")
+        self.out()
+        options = self.session.request.options
         if options:
-            out("User defined parameters:")
+            self.out("User defined parameters:")
             for key, value in options.items():
-                out(f"  {key:<30} {render.go_value(value, 21, shorten_lists=False)}")
-            out()
+                self.out(f"  {key:<30} {render.go_value(value, 21, shorten_lists=False)}")
+            self.out()
 
     def _help(self, line: str, words: list[str]) -> None:
         """/? [set|show|shortcuts]: help on stderr."""
         topic = words[1] if len(words) > 1 else None
         if topic in ("set", "/set"):
-            note(SET_USAGE + "\n")
+            self.note(SET_USAGE + "\n")
         elif topic in ("show", "/show"):
-            note(SHOW_USAGE + "\n")
+            self.note(SHOW_USAGE + "\n")
         elif topic in ("shortcut", "shortcuts"):
-            note(SHORTCUTS_USAGE + "\n")
+            self.note(SHORTCUTS_USAGE + "\n")
         elif topic is None:
             media = MEDIA_USAGE if is_multimodal(self.session.info) else ""
-            note(USAGE + media + "\n")
+            self.note(USAGE + media + "\n")
 
     def _export(self, line: str, words: list[str]) -> None:
         """/export FILE: the conversation as JSON (.json) or Markdown (anything else)."""
         target = line.partition(" ")[2].strip()
         if not target:
-            out("Usage:\n  /export <file.md|file.json>")
+            self.out("Usage:\n  /export <file.md|file.json>")
             return
         path = os.path.expanduser(target)
         conversation = self.session.conversation
@@ -470,9 +400,9 @@ class Repl:
         try:
             write_private_file(Path(path), text.encode("utf-8"))
         except OSError as e:
-            out(f"error: cannot write '{target}': {e.strerror or e}")
+            self.out(f"error: cannot write '{target}': {e.strerror or e}")
             return
-        out(f"Exported {len(conversation.messages)} messages to '{target}'")
+        self.out(f"Exported {len(conversation.messages)} messages to '{target}'")
 
     def _retry(self, line: str, words: list[str]) -> None:
         """/retry: drop the last answer and ask again."""
@@ -480,7 +410,7 @@ class Repl:
         if messages and messages[-1].get("role") == "assistant":
             messages.pop()
         if not messages or messages[-1].get("role") != "user":
-            out("Nothing to retry.")
+            self.out("Nothing to retry.")
             return
         self._answer()
 
@@ -488,15 +418,15 @@ class Repl:
         """/image PATH: attach an image (or WAV file) to the next message."""
         path = unescape_path(line.partition(" ")[2].strip()).strip("'\"")
         if not path:
-            out("Usage:\n  /image <path>")
+            self.out("Usage:\n  /image <path>")
             return
         try:
             kind, data = read_media(path)
         except UsageError as e:
-            note(f"Couldn't process file: {json.dumps(str(e), ensure_ascii=False)}\n")
+            self.note(f"Couldn't process file: {json.dumps(str(e), ensure_ascii=False)}\n")
             return
         self.pending_images.append(data)
-        note(f"Added {kind} '{path}'\n")
+        self.note(f"Added {kind} '{path}'\n")
 
     # -- talking to the model -------------------------------------------------------------
 
@@ -506,10 +436,10 @@ class Repl:
             try:
                 text, found = extract_media(text)
             except UsageError as e:
-                note(f"Couldn't process file: {json.dumps(str(e), ensure_ascii=False)}\n")
+                self.note(f"Couldn't process file: {json.dumps(str(e), ensure_ascii=False)}\n")
                 return
             for path, kind, data in found:
-                note(f"Added {kind} '{path}'\n")
+                self.note(f"Added {kind} '{path}'\n")
                 images.append(data)
         if not text and not images:
             return
@@ -518,104 +448,59 @@ class Repl:
 
     def _answer(self) -> None:
         """Ask for the answer to the history; errors are reported and the REPL goes on."""
+        offered = self.session.tools is not None
+        printer = StreamPrinter(self.display, self.terminal, quiet=offered)
         try:
-            reply = self.session.answer()
+            reply = self.session.send(printer)
         except KeyboardInterrupt:
-            out()
+            self.out()
             return
         except OllamactlError as e:
             if "upstream error" in str(e):
-                out("An error occurred while processing your message. Please try again.\n")
+                self.out("An error occurred while processing your message. Please try again.\n")
             else:
-                note(f"Error: {self.session.app.redact(str(e))}\n")
-                note("(/retry sends the message again)\n")
+                self.note(f"Error: {self.redact(str(e))}\n")
+                self.note("(/retry sends the message again)\n")
             return
-        finish_answer(reply, self.session.controls, blank_lines=True)
+        printer.tool_calls(reply, offered=offered)
+        finish_answer(reply, self.display, self.terminal, blank_lines=True)
 
     def _preload(self, model: str, info: dict[str, Any]) -> None:
         """Load the model before the first prompt (or say where a remote model runs)."""
         if info.get("remote_host"):
             remote = info.get("remote_model") or model
-            note(f"Connecting to '{remote}' on '{info['remote_host']}'\n")
+            self.note(f"Connecting to '{remote}' on '{info['remote_host']}'\n")
             return
-        with Spinner(self.session.app.terminal):
-            self.session.app.client.load(model, self.session.controls.keep_alive)
+        with Spinner(self.terminal):
+            self.session.load(model)
 
     def _replay(self) -> None:
         """Show the Modelfile's messages (as Go), or the conversation being resumed."""
         if self.resumed:
-            click.echo(transcript(self.session.conversation), nl=False)
+            click.echo(transcript(self.session.conversation), file=self.terminal.stdout, nl=False)
             return
         for message in self.session.info.get("messages") or []:
             if message.get("role") == "user":
-                out(f">>> {message.get('content', '')}")
+                self.out(f">>> {message.get('content', '')}")
             elif message.get("role") == "assistant":
-                out(f"{message.get('content', '')}\n")
+                self.out(f"{message.get('content', '')}\n")
 
     def _say_where_saved(self) -> None:
         session = self.session
         if session.store is not None and session.messages:
             conversation_id = session.conversation.id
-            note(
+            self.note(
                 f"Saved as conversation {conversation_id}"
                 f" (continue with: ollamactl chat --resume {conversation_id})\n"
             )
 
-    # -- readline -------------------------------------------------------------------------
-
-    def _setup_readline(self) -> None:
-        try:
-            import readline
-        except ImportError:  # pragma: no cover - Windows without pyreadline
-            return
-        self.readline = readline
-        readline.set_completer_delims(" \t\n")
-        readline.set_completer(self._complete)
-        if "libedit" in (readline.__doc__ or ""):
-            readline.parse_and_bind("bind ^I rl_complete")
-        else:
-            readline.parse_and_bind("tab: complete")
-        readline.set_history_length(HISTORY_LENGTH)
-        with suppress(OSError):
-            readline.read_history_file(self.history_path)
-
-    def _remember(self) -> None:
-        """Append the line just read to the history file (when history is saved)."""
-        if not (self.save_history and self.readline):
-            return
-        try:
-            self.history_path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.history_path, os.O_WRONLY | os.O_CREAT, 0o600))
-            self.readline.append_history_file(1, self.history_path)
-        except OSError:
-            pass
-
-    def _write_history(self) -> None:
-        """Rewrite the history file, keeping the last HISTORY_LENGTH lines."""
-        if not self.readline:
-            return
-        with suppress(OSError):
-            self.readline.write_history_file(self.history_path)
-
-    def _complete(self, text: str, state: int) -> str | None:
-        """Tab completion of slash commands, their words, parameters and model names."""
-        buffer = self.readline.get_line_buffer()[: self.readline.get_endidx()]
-        words = buffer.split()
-        if len(words) <= 1 and not buffer.endswith(" "):
-            candidates: tuple[str, ...] | list[str] = COMMANDS if buffer.startswith("/") else ()
-        elif words[:2] == ["/set", "parameter"]:
-            candidates = sorted(KNOWN_PARAMS) if len(words) <= 3 else ()
-        elif words[0] in ("/load", "/save"):
-            candidates = self._models()
-        else:
-            candidates = COMPLETIONS.get(words[0], ())
-        matches = [c + " " for c in candidates if c.startswith(text)]
-        return matches[state] if state < len(matches) else None
+    def _completions(self, line: str) -> Sequence[str]:
+        return completions(line, self._models)
 
     def _models(self) -> list[str]:
         if self.model_names is None:
             try:
-                self.model_names = [str(m.get("name")) for m in self.session.app.client.tags()]
+                self.model_names = [str(m.get("name")) for m in self.session.models()]
             except OllamactlError:
                 self.model_names = []
         return self.model_names

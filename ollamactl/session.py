@@ -1,22 +1,19 @@
-"""A conversation with a model over ``/api/chat``: the history, the request and the reply.
+"""A conversation with a model over ``/api/chat``: its history and every server call it makes.
 
-Shared by ``chat`` and the REPL of ``run``/``chat``.
+Shared by ``chat`` and the REPL of ``run``/``chat``. The session takes a client and the
+request options; how an answer is shown is the caller's (a :class:`StreamPrinter`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from ollamactl.answer import Reply, StreamPrinter
 from ollamactl.conversations import Conversation, ConversationStore
-from ollamactl.params import RequestControls
-from ollamactl.render import to_json
+from ollamactl.params import RequestOptions
 
 if TYPE_CHECKING:
-    from ollamactl.app import App
-    from ollamactl.client import JSON
+    from ollamactl.client import JSON, Client
 
 
 def capabilities(info: JSON) -> list[str]:
@@ -33,25 +30,36 @@ def is_multimodal(info: JSON) -> bool:
     return isinstance(model_info, dict) and any(".vision." in key for key in model_info)
 
 
-class Session:
-    """A conversation with a model: messages, request controls and where it is saved.
+def request_arguments(request: RequestOptions, info: JSON) -> dict[str, Any]:
+    """The keyword arguments of a generate or chat call, ``think`` inferred as Go does.
 
-    ``store`` is ``None`` for ``run``'s REPL (nothing is saved); ``chat`` saves
-    the conversation before each request (the question) and after it (the answer).
+    A model that can think is asked to when --think (or /set think) was not given.
+    """
+    arguments = request.arguments()
+    if arguments["think"] is None and "thinking" in capabilities(info):
+        arguments["think"] = True
+    return arguments
+
+
+class Session:
+    """A conversation with a model: messages, request options, where it is saved, its calls.
+
+    ``store`` is ``None`` for ``run``'s REPL (nothing is saved); ``chat`` saves the
+    conversation before each request (the question) and after it (the answer).
     """
 
     def __init__(
         self,
-        app: App,
+        client: Client,
         info: JSON,
-        controls: RequestControls,
+        request: RequestOptions,
         conversation: Conversation,
         store: ConversationStore | None = None,
         tools: list[Any] | None = None,
     ) -> None:
-        self.app = app
+        self.client = client
         self.info = info
-        self.controls = controls
+        self.request = request
         self.conversation = conversation
         self.store = store
         self.tools = tools
@@ -73,7 +81,7 @@ class Session:
             self.messages[-1] = message
         else:
             self.messages.append(message)
-        self.controls.system = text
+        self.request.system = text
 
     def add_user(self, content: str, images: list[str]) -> None:
         """Append a user message."""
@@ -82,51 +90,42 @@ class Session:
             message["images"] = images
         self.messages.append(message)
 
-    def request_fields(self) -> JSON:
-        """The optional request fields, with ``think`` inferred from the model as Go does.
-
-        A model that can think is asked to when --think (or /set think) was not given.
-        """
-        fields = self.controls.request_fields()
-        if "think" not in fields and "thinking" in capabilities(self.info):
-            fields["think"] = True
-        return fields
+    def start_over(self, model: str | None = None) -> None:
+        """A fresh history (a new saved conversation for chat), keeping the system message."""
+        model = model or self.model
+        store = self.store
+        self.conversation = store.new(model) if store else Conversation(id="", model=model)
+        if self.request.system:
+            self.set_system(self.request.system)
 
     def save(self) -> None:
         """Save the conversation (chat only)."""
         if self.store is not None:
-            self.conversation.options = dict(self.controls.options)
+            self.conversation.options = dict(self.request.options)
             self.store.save(self.conversation)
 
-    def answer(self, *, quiet: bool = False) -> Reply:
-        """Send the history to ``/api/chat`` and show the answer as it streams.
+    # -- server calls -----------------------------------------------------------------------
+
+    def send(self, printer: StreamPrinter) -> Reply:
+        """Send the history to ``/api/chat``; ``printer`` shows the answer as it streams.
 
         Ctrl-C keeps the partial answer in the history, marked ``interrupted``, and
         re-raises KeyboardInterrupt.
         """
-        body: JSON = {"model": self.model, "messages": self.conversation.api_messages()}
-        body.update(self.request_fields())
+        arguments = request_arguments(self.request, self.info)
         if self.tools is not None:
-            body["tools"] = self.tools
-            body["stream"] = False
+            arguments["stream"] = False
         self.save()
-        printer = StreamPrinter(
-            self.controls, self.app.terminal, quiet=quiet or self.tools is not None
+        events = self.client.chat(
+            self.model, self.conversation.api_messages(), tools=self.tools, **arguments
         )
         reply = Reply()
         try:
-            printer.stream(self.app.client.chat(body), reply, chat=True)
+            printer.stream(events, reply, chat=True)
         except KeyboardInterrupt:
             self._record(reply, interrupted=True)
             raise
         self._record(reply)
-        if reply.tool_calls and not quiet:
-            if self.tools is not None:
-                click.echo(to_json(reply.tool_calls))
-            else:
-                printer.tool_call_notes(reply.tool_calls)
-        elif self.tools is not None and not quiet:
-            click.echo(reply.text)
         return reply
 
     def _record(self, reply: Reply, *, interrupted: bool = False) -> None:
@@ -135,3 +134,39 @@ class Session:
             message["interrupted"] = True
         self.messages.append(message)
         self.save()
+
+    def lookup(self, model: str) -> JSON:
+        """``/api/show`` of another model (before switching to it)."""
+        return self.client.show(model)
+
+    def load(self, model: str | None = None) -> None:
+        """Load the model (this one, or the one being switched to) into the server's memory."""
+        self.client.load(model or self.model, self.request.keep_alive)
+
+    def switch_to(self, model: str, info: JSON) -> None:
+        """Talk to ``model`` (its ``/api/show`` is ``info``) from now on, with a fresh history."""
+        self.info = info
+        self.start_over(model)
+
+    def show(self) -> JSON:
+        """``/api/show`` with this session's system message and options in its Modelfile."""
+        return self.client.show(
+            self.model, system=self.request.system, options=self.request.options
+        )
+
+    def save_as(self, name: str) -> None:
+        """Create a server-side model ``name`` from this session, as the Go CLI's /save does."""
+        parent = (self.info.get("details") or {}).get("parent_model") or ""
+        messages = list(self.info.get("messages") or []) + self.conversation.api_messages()
+        for _ in self.client.create(
+            name,
+            from_model=parent or self.model,
+            system=self.request.system,
+            parameters=self.request.options,
+            messages=messages,
+        ):
+            pass
+
+    def models(self) -> list[JSON]:
+        """The models on the server (for /list and completion)."""
+        return self.client.tags()

@@ -110,13 +110,13 @@ def test_in_band_error_that_is_not_not_found_is_an_api_error(
 ) -> None:
     mocked.post(f"{BASE}/api/chat", body=ndjson({"error": "an upstream error"}))
     with pytest.raises(APIError, match="an upstream error"):
-        list(make_client().chat({"model": "m", "messages": []}))
+        list(make_client().chat("m", []))
 
 
 def test_malformed_line_is_a_bad_response(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{BASE}/api/generate", body='{"response":"a"}\n{"respo\n')
     with pytest.raises(BadResponse, match="not JSON"):
-        list(make_client().generate({"model": "m", "prompt": "p"}))
+        list(make_client().generate("m", "p"))
 
 
 def test_get_retries_on_503_then_succeeds(mocked: responses.RequestsMock) -> None:

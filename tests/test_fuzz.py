@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ollamactl.cli import cli
+from ollamactl.client import create_request
 from ollamactl.config import HostURL, parse_header, parse_host
 from ollamactl.errors import UsageError
 from ollamactl.modelfile import parse, plan_create
@@ -177,7 +178,9 @@ def test_a_modelfile_plans_or_is_a_usage_error(text: str) -> None:
         except UsageError:
             return
         assert all(local.path.is_file() for local in plan.files)  # only files that exist
-    body = plan.request("made", {local.path: "sha256:" + "0" * 64 for local in plan.files})
+    body = create_request(
+        "made", **plan.arguments({local.path: "sha256:" + "0" * 64 for local in plan.files})
+    )
     assert body["model"] == "made"
     assert "from" in body or "files" in body, "a plan always has a base (no FROM is an error)"
     json.dumps(body)  # it goes into a JSON request body

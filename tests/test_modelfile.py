@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ollamactl.client import create_request
 from ollamactl.errors import UsageError
 from ollamactl.modelfile import parse, plan_create, read_modelfile
 from tests.helpers import FUZZ
@@ -176,8 +177,11 @@ def test_from_a_gguf_file_next_to_the_modelfile(tmp_path: Path) -> None:
         ("files", "weights.gguf", tmp_path / "weights.gguf"),
         ("adapters", "lora.gguf", tmp_path / "lora.gguf"),
     ]
-    body = plan.request(
-        "m", {tmp_path / "weights.gguf": "sha256:a", tmp_path / "lora.gguf": "sha256:b"}
+    body = create_request(
+        "m",
+        **plan.arguments(
+            {tmp_path / "weights.gguf": "sha256:a", tmp_path / "lora.gguf": "sha256:b"}
+        ),
     )
     assert body == {
         "model": "m",

@@ -31,7 +31,7 @@ from ollamactl.config import config_path, load_config
 from ollamactl.errors import Interrupted, ModelNotFound, OllamactlError, UsageError
 from ollamactl.options import keepalive_option
 from ollamactl.params import (
-    RequestControls,
+    RequestOptions,
     parse_format,
     parse_keep_alive,
     parse_options,
@@ -147,7 +147,7 @@ def batch(
     """
     if resume and not output:
         raise UsageError("--resume needs -o FILE: the answers so far")
-    defaults = RequestControls(
+    defaults = RequestOptions(
         system=system,
         options=parse_options(options),
         format=parse_format(response_format),

@@ -11,7 +11,7 @@ from typing import IO, Any
 import click
 
 from ollamactl import render
-from ollamactl.answer import finish_answer
+from ollamactl.answer import StreamPrinter, finish_answer
 from ollamactl.app import App, echo_json, pass_app, warn
 from ollamactl.completion import complete_models
 from ollamactl.conversations import ConversationStore, transcript
@@ -19,9 +19,11 @@ from ollamactl.errors import UsageError
 from ollamactl.generation import (
     apply_profile_defaults,
     check_can_generate,
-    controls_from,
     default_model,
+    display_from,
+    read_images,
     read_prompt,
+    request_from,
     show_or_pull,
     take_prompt_media,
 )
@@ -134,11 +136,20 @@ def chat_session(
     resume: str | None,
     messages_file: IO[str] | None,
     tools_file: IO[str] | None,
+    images: tuple[str, ...],
     insecure: bool,
-    **flags: Any,
+    hidethinking: bool,
+    nowordwrap: bool,
+    verbose: bool,
+    as_json: bool,
+    **request_flags: Any,
 ) -> None:
     """One chat turn, or the REPL; saves the conversation (its help is CHAT_HELP)."""
-    controls = controls_from(**flags)
+    request = request_from(**request_flags)
+    attached = read_images(images)
+    display = display_from(
+        hidethinking=hidethinking, nowordwrap=nowordwrap, verbose=verbose, as_json=as_json
+    )
     if continue_last and resume:
         raise UsageError("use either --continue or --resume ID, not both")
     store = ConversationStore()
@@ -149,7 +160,7 @@ def chat_session(
         prompt = ((model,) if model else ()) + prompt
         model = conversation.model
     model = default_model(app, model)
-    apply_profile_defaults(app, controls)
+    apply_profile_defaults(app, request)
     prepared = _read_json_list(messages_file, "messages") if messages_file else []
     tools = _read_json_list(tools_file, "tools") if tools_file else None
     text, given, interactive = read_prompt(prompt, app.terminal)
@@ -160,27 +171,34 @@ def chat_session(
     if conversation is None:
         conversation = store.new(model)
     else:
-        controls.options = {**conversation.options, **controls.options}
+        request.options = {**conversation.options, **request.options}
     conversation.messages.extend(prepared)
-    session = Session(app, info, controls, conversation, store, tools)
-    if controls.system:
-        session.set_system(controls.system)
+    session = Session(app.client, info, request, conversation, store, tools)
+    if request.system:
+        session.set_system(request.system)
     if interactive:
         from ollamactl.repl import Repl
 
-        Repl(session, resumed=bool(resume or continue_last)).run()
+        resumed = bool(resume or continue_last)
+        Repl(
+            session, display, app.terminal, resumed=resumed, images=attached, redact=app.redact
+        ).run()
         return
-    if given or controls.images:
-        text, found = take_prompt_media(text, info)
-        session.add_user(text, controls.images + found)
+    if given or attached:
+        text, found = take_prompt_media(text, info, app.terminal)
+        session.add_user(text, attached + found)
     elif not prepared:
         raise UsageError(
             "no prompt", hint="give a PROMPT, pipe it on stdin, or start the chat on a terminal"
         )
-    reply = session.answer(quiet=controls.as_json)
-    if controls.as_json:
+    offered = tools is not None
+    printer = StreamPrinter(display, app.terminal, quiet=display.as_json or offered)
+    reply = session.send(printer)
+    if display.as_json:
         echo_json(reply.response_object(chat=True))
-    finish_answer(reply, controls, blank_lines=tools is None)
+    else:
+        printer.tool_calls(reply, offered=offered)
+    finish_answer(reply, display, app.terminal, blank_lines=not offered)
 
 
 def _read_json_list(source: IO[str], what: str) -> list[Any]:

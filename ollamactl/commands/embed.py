@@ -12,7 +12,7 @@ import click
 from ollamactl.app import App, echo_json, pass_app
 from ollamactl.completion import complete_models
 from ollamactl.errors import UsageError
-from ollamactl.generation import default_model, embed_body, embeddings_of
+from ollamactl.generation import default_model, embeddings_of
 from ollamactl.options import (
     embedding_options,
     json_option,
@@ -104,7 +104,12 @@ def embed(
     sent = 0
     for batch in _batches(inputs, batch_size):
         response = app.client.embed(
-            embed_body(model, batch, keep_alive, parsed_options, truncate, dimensions)
+            model,
+            batch,
+            truncate=truncate,
+            dimensions=dimensions,
+            keep_alive=keep_alive,
+            options=parsed_options,
         )
         sent += len(batch)
         if as_json:

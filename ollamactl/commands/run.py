@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ollamactl.answer import Reply, StreamPrinter, finish_answer
+from ollamactl.answer import DisplayOptions, Reply, StreamPrinter, finish_answer
 from ollamactl.app import App, echo_json, pass_app
 from ollamactl.completion import complete_models
 from ollamactl.conversations import Conversation
@@ -20,17 +20,18 @@ from ollamactl.errors import APIError, UsageError
 from ollamactl.generation import (
     apply_profile_defaults,
     check_can_generate,
-    controls_from,
     default_model,
-    embed_body,
+    display_from,
     embeddings_of,
+    read_images,
     read_prompt,
+    request_from,
     show_or_pull,
     take_prompt_media,
 )
 from ollamactl.options import GenerationCommand, embedding_options, generation_options
-from ollamactl.params import RequestControls
-from ollamactl.session import Session, capabilities
+from ollamactl.params import RequestOptions
+from ollamactl.session import Session, capabilities, request_arguments
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON
@@ -46,10 +47,15 @@ def run(
     app: App,
     model: str | None,
     prompt: tuple[str, ...],
+    images: tuple[str, ...],
     insecure: bool,
     truncate: bool | None,
     dimensions: int | None,
-    **flags: Any,
+    hidethinking: bool,
+    nowordwrap: bool,
+    verbose: bool,
+    as_json: bool,
+    **request_flags: Any,
 ) -> None:
     """Run a model: answer PROMPT, or chat in a REPL on a terminal.
 
@@ -69,51 +75,64 @@ def run(
       ollamactl run gemma3 "What is in this picture?" -i photo.jpg
       ollamactl run llama3.2 "" --keepalive -1
     """
-    controls = controls_from(**flags)
+    request = request_from(**request_flags)
+    attached = read_images(images)
+    display = display_from(
+        hidethinking=hidethinking, nowordwrap=nowordwrap, verbose=verbose, as_json=as_json
+    )
     model = default_model(app, model)
-    apply_profile_defaults(app, controls)
+    apply_profile_defaults(app, request)
     text, _, interactive = read_prompt(prompt, app.terminal)
     info = show_or_pull(app, model, insecure=insecure)
     if "embedding" in capabilities(info):
-        _embed_prompt(app, model, text, controls, truncate, dimensions)
+        _embed_prompt(app, model, text, request, display, truncate, dimensions)
         return
     check_can_generate(info)
-    session = Session(app, info, controls, Conversation(id="", model=model))
     if interactive:
         from ollamactl.repl import Repl
 
-        if controls.system:
-            session.set_system(controls.system)
-        Repl(session).run()
+        session = Session(app.client, info, request, Conversation(id="", model=model))
+        if request.system:
+            session.set_system(request.system)
+        Repl(session, display, app.terminal, images=attached, redact=app.redact).run()
         return
-    _generate_once(session, text)
+    _generate_once(app, model, info, text, attached, request, display)
 
 
-def _generate_once(session: Session, text: str) -> None:
-    controls = session.controls
-    text, found = take_prompt_media(text, session.info)
-    body: JSON = {"model": session.model, "prompt": text}
-    if controls.system:
-        body["system"] = controls.system
-    images = controls.images + found
-    if images:
-        body["images"] = images
-    body.update(session.request_fields())
-    printer = StreamPrinter(controls, session.app.terminal, quiet=controls.as_json)
-    reply = Reply() if controls.as_json else Reply.display_only()
-    printer.stream(session.app.client.generate(body), reply, chat=False)
-    if reply.tool_calls and not controls.as_json:
-        printer.tool_call_notes(reply.tool_calls)
-    if controls.as_json:
+def _generate_once(
+    app: App,
+    model: str,
+    info: JSON,
+    text: str,
+    images: list[str],
+    request: RequestOptions,
+    display: DisplayOptions,
+) -> None:
+    """One ``/api/generate`` call, its answer shown as it streams (or as JSON at the end)."""
+    text, found = take_prompt_media(text, info, app.terminal)
+    events = app.client.generate(
+        model,
+        text,
+        system=request.system,
+        images=images + found,
+        **request_arguments(request, info),
+    )
+    printer = StreamPrinter(display, app.terminal, quiet=display.as_json)
+    reply = Reply() if display.as_json else Reply.display_only()
+    printer.stream(events, reply, chat=False)
+    if display.as_json:
         echo_json(reply.response_object(chat=False))
-    finish_answer(reply, controls, blank_lines=bool(text))
+    else:
+        printer.tool_calls(reply, offered=False)
+    finish_answer(reply, display, app.terminal, blank_lines=bool(text))
 
 
 def _embed_prompt(
     app: App,
     model: str,
     text: str,
-    controls: RequestControls,
+    request: RequestOptions,
+    display: DisplayOptions,
     truncate: bool | None,
     dimensions: int | None,
 ) -> None:
@@ -122,9 +141,15 @@ def _embed_prompt(
         raise UsageError(
             f'embedding models require input text. Usage: ollamactl run {model} "your text here"'
         )
-    body = embed_body(model, text, controls.keep_alive, controls.options, truncate, dimensions)
-    response = app.client.embed(body)
-    if controls.as_json:
+    response = app.client.embed(
+        model,
+        text,
+        truncate=truncate,
+        dimensions=dimensions,
+        keep_alive=request.keep_alive,
+        options=request.options,
+    )
+    if display.as_json:
         echo_json(response)
         return
     embeddings = embeddings_of(response)

@@ -227,15 +227,17 @@ def create(
     with open_progress(_quiet_mode(quiet, progress), "create", app.terminal) as display:
         try:
             local_digests = hash_files(plan.files, display)
-            body = plan.request(model, local_digests, quantize)
-            if draft_quantize:
-                body["draft_quantize"] = draft_quantize
+            arguments = plan.arguments(local_digests)
+            quantizing = {"quantize": quantize, "draft_quantize": draft_quantize}
             if dry_run:
+                from ollamactl.client import create_request
+
                 display.close()
+                body = create_request(model, **quantizing, **arguments)
                 click.echo(json.dumps(body, indent=2, ensure_ascii=False))
                 return
             upload_missing(app.client, plan.files, local_digests, display)
-            for event in app.client.create(body):
+            for event in app.client.create(model, **quantizing, **arguments):
                 display.event(event)
         except KeyboardInterrupt:
             raise interrupted(

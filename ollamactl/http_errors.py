@@ -1,0 +1,279 @@
+"""Why a request failed, in words a user can act on: transport errors and HTTP statuses.
+
+Each function turns what requests or the server gave (an exception, a status and its body)
+into one of the errors of :mod:`ollamactl.errors`, with a hint and so an exit code. No
+printing and no click: the client raises what these return.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from ollamactl.errors import (
+    APIError,
+    AuthFailed,
+    BadResponse,
+    ConnectionFailed,
+    ConnectTimeout,
+    ModelNotFound,
+    OllamactlError,
+    ServerTimeout,
+    StreamBroken,
+    TLSFailed,
+    UsageError,
+)
+
+_NOT_FOUND_MARKERS = ("not found", "file does not exist", "no such file or directory")
+_HOST_MISMATCH = "the certificate is not valid for this host name"
+_HOST_MISMATCH_HINT = "use the host name the certificate was issued for, or --insecure-tls"
+_UNTRUSTED_CERT_HINT = (
+    "pass --ca-cert PATH or set REQUESTS_CA_BUNDLE for a private CA,"
+    " or --insecure-tls to skip verification"
+)
+#: Non-JSON answers that come from a gateway or proxy, not from Ollama: (reason, hint).
+_GATEWAY_ERRORS = {
+    502: (
+        "Bad Gateway",
+        "the gateway cannot reach Ollama: is the server behind it running,"
+        " and does the proxy point at the right address?",
+    ),
+    503: ("Service Unavailable", "the gateway or the server is overloaded or starting; retry"),
+    504: (
+        "Gateway Timeout",
+        "the gateway gave up waiting for Ollama (a gateway timeout, not an Ollama error):"
+        " raise the proxy's read timeout (nginx: proxy_read_timeout) for slow model loads",
+    ),
+    524: (
+        "A Timeout Occurred",
+        "Cloudflare gave up waiting for Ollama (a gateway timeout, not an Ollama error)",
+    ),
+}
+
+
+def is_not_found(message: str) -> bool:
+    """Whether a server's error message means that the model (or a file of it) is missing."""
+    lowered = message.lower()
+    return any(marker in lowered for marker in _NOT_FOUND_MARKERS)
+
+
+def api_error(message: str, *, url: str, status: int | None = None) -> APIError | ModelNotFound:
+    """The error of a server's ``{"error": ...}``: ModelNotFound when it says so."""
+    if is_not_found(message) and status in (None, 404):
+        return ModelNotFound(message, url=url, status=status)
+    return APIError(message, url=url, status=status)
+
+
+def transport_error(
+    error: requests.RequestException, url: str, base_url: str, read_timeout: float
+) -> OllamactlError:
+    """What a request that got no HTTP answer means: TLS, timeouts, refused, DNS, ..."""
+    if isinstance(error, requests.exceptions.SSLError):
+        reason = _tls_reason(error)
+        return TLSFailed(
+            f"TLS error talking to {url}: {reason}",
+            url=url,
+            hint=_HOST_MISMATCH_HINT if reason == _HOST_MISMATCH else _UNTRUSTED_CERT_HINT,
+        )
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return ConnectTimeout(
+            f"timed out connecting to {base_url}",
+            url=url,
+            hint="check --host/OLLAMA_HOST and the network; --connect-timeout raises the limit",
+        )
+    if isinstance(error, requests.exceptions.ReadTimeout):
+        return idle_timeout(url, base_url, read_timeout)
+    if isinstance(error, requests.exceptions.InvalidURL):
+        return ConnectionFailed(f"invalid URL {url}: {error}", url=url)
+    if isinstance(error, requests.exceptions.InvalidHeader):
+        return UsageError(
+            "a header value cannot be sent (a line break or a leading space?)",
+            hint="check --api-key/OLLAMA_API_KEY, -H and the profile's headers",
+        )
+    if isinstance(error, requests.exceptions.ConnectionError):
+        if _gave_up_after_read_timeouts(error):  # requests reports those as ConnectionError
+            return idle_timeout(url, base_url, read_timeout)
+        return ConnectionFailed(
+            f"could not connect to {base_url}: {_connection_reason(error)}",
+            url=url,
+            hint="is the server running and is --host/OLLAMA_HOST right?",
+        )
+    if isinstance(error, requests.exceptions.TooManyRedirects):
+        return BadResponse(
+            f"the server at {base_url} redirects in a loop",
+            url=url,
+            hint="check the base URL's scheme (http/https) and path prefix, and the gateway",
+        )
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return broken(url, base_url)
+    if isinstance(error, requests.exceptions.ContentDecodingError):
+        return undecodable(url, base_url)
+    return ConnectionFailed(f"the request to {url} failed: {type(error).__name__}", url=url)
+
+
+def shown_cause(error: requests.RequestException) -> BaseException | None:
+    """The exception to chain to the translated one: none where its text may hold a secret."""
+    return None if isinstance(error, requests.exceptions.InvalidHeader) else error
+
+
+def broken(url: str, base_url: str) -> StreamBroken:
+    """The connection closed in the middle of a response."""
+    return StreamBroken(
+        f"the connection to {base_url} broke in the middle of the response",
+        url=url,
+        hint="the server or a gateway closed it; what arrived was kept, run it again",
+    )
+
+
+def undecodable(url: str, base_url: str) -> BadResponse:
+    """A body whose gzip/deflate encoding is broken."""
+    return BadResponse(
+        f"the server at {base_url} sent a body that does not decode"
+        " (a broken gzip/deflate encoding)",
+        url=url,
+    )
+
+
+def idle_timeout(url: str, base_url: str, seconds: float) -> ServerTimeout:
+    """The server sent nothing for ``seconds``."""
+    return ServerTimeout(
+        f"the server at {base_url} sent nothing for {seconds:g}s",
+        url=url,
+        hint="raise --read-timeout for slow model loads",
+    )
+
+
+def status_error(
+    response: requests.Response, base_url: str, credential_source: str | None
+) -> OllamactlError:
+    """What an HTTP status of 400 or more means (the body already read)."""
+    status, url = response.status_code, response.url
+    message = _error_message(response)
+    if status in (401, 403):
+        if status == 403 and not response.content:  # Ollama's allowed-hosts check
+            hint = (
+                "an empty 403 is Ollama refusing a foreign Host header: a server bound to"
+                " loopback behind a proxy needs the proxy to send Host: localhost:11434"
+            )
+        elif credential_source:
+            hint = f"sent {credential_source}; check that it is valid for this server"
+        else:
+            hint = "no credentials were sent: use --api-key/OLLAMA_API_KEY, -H or a profile"
+        detail = f": {message}" if message else ""
+        return AuthFailed(
+            f"the server at {base_url} refused the request (HTTP {status}){detail}",
+            url=url,
+            status=status,
+            hint=hint,
+        )
+    if message is None and status in _GATEWAY_ERRORS:
+        title, hint = _GATEWAY_ERRORS[status]
+        return BadResponse(
+            f"the gateway at {base_url} answered HTTP {status} {title}"
+            f" with {_body_kind(response)}, not the Ollama API",
+            url=url,
+            status=status,
+            hint=hint,
+        )
+    if message is None:
+        return BadResponse(
+            f"the server at {url} answered HTTP {status} with {_body_kind(response)}",
+            url=url,
+            status=status,
+            hint=base_url_hint(base_url),
+        )
+    return api_error(message, url=url, status=status)
+
+
+def not_json(response: requests.Response, base_url: str) -> BadResponse:
+    """A successful answer that is not JSON (a web page where the API was expected)."""
+    return BadResponse(
+        f"the server at {response.url} answered HTTP {response.status_code}"
+        f" with {_body_kind(response)} where JSON was expected",
+        url=response.url,
+        status=response.status_code,
+        hint=base_url_hint(base_url),
+    )
+
+
+def base_url_hint(base_url: str) -> str:
+    """Suggest how to fix a base URL that does not lead to the Ollama API."""
+    parts = urlsplit(base_url)
+    if not parts.path:
+        return (
+            "is the base URL right? behind a gateway it usually has a path prefix,"
+            f" e.g. {parts.scheme}://{parts.netloc}/ollama-api (`ollamactl doctor` checks it)"
+        )
+    return (
+        f"is the base URL right? {base_url}/api/tags should be the Ollama API;"
+        " check the path prefix (`ollamactl doctor` checks it)"
+    )
+
+
+def _error_message(response: requests.Response) -> str | None:
+    """The ``error`` of a JSON error body, or ``None`` when the body is not Ollama's JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return None
+
+
+def _body_kind(response: requests.Response) -> str:
+    """Describe a body that is not Ollama's JSON: an HTML page (with its title), text, nothing."""
+    text = response.text if response.content else ""
+    if not text.strip():
+        return "an empty body"
+    if "html" in response.headers.get("Content-Type", "") or text.lstrip().startswith("<"):
+        title = re.search(r"<title[^>]*>([^<]{1,80})</title>", text, re.IGNORECASE)
+        return f'an HTML page ("{title.group(1).strip()}")' if title else "an HTML page"
+    first_line = text.strip().splitlines()[0][:60]
+    return f"a non-JSON body ({first_line!r})"
+
+
+def _gave_up_after_read_timeouts(error: requests.exceptions.ConnectionError) -> bool:
+    """True when a read timed out: after urllib3's retries, or while the body arrived."""
+    cause = error.args[0] if error.args else None
+    if isinstance(cause, urllib3.exceptions.MaxRetryError):
+        cause = cause.reason
+    return isinstance(cause, urllib3.exceptions.ReadTimeoutError)
+
+
+def _connection_reason(error: Exception) -> str:
+    text = str(error)
+    for marker, reason in (
+        ("Name or service not known", "the host name does not resolve (DNS)"),
+        ("nodename nor servname", "the host name does not resolve (DNS)"),
+        ("Temporary failure in name resolution", "the host name does not resolve (DNS)"),
+        ("No address associated", "the host name does not resolve (DNS)"),
+        ("Connection refused", "connection refused"),
+        ("Network is unreachable", "network is unreachable"),
+        ("No route to host", "no route to host"),
+        ("Connection reset", "the connection was reset"),
+        ("RemoteDisconnected", "the server closed the connection without answering"),
+    ):
+        if marker in text:
+            return reason
+    return "the connection failed"
+
+
+def _tls_reason(error: Exception) -> str:
+    text = str(error)
+    if "mismatch, certificate is not valid" in text or "doesn't match" in text:
+        return _HOST_MISMATCH
+    if "NO_CERTIFICATE_OR_CRL_FOUND" in text:
+        return "the CA bundle holds no certificate (is it a PEM file?)"
+    if "WRONG_VERSION_NUMBER" in text:
+        return "the server does not speak TLS (try http://)"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        if any(m in text for m in ("unable to get local issuer", "self-signed", "self signed")):
+            return "certificate verify failed (unknown certificate authority)"
+        if "expired" in text:
+            return "certificate verify failed (the certificate has expired)"
+        return "certificate verify failed"
+    return "the TLS handshake failed"
