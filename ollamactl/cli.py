@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
@@ -19,6 +19,9 @@ from ollamactl.app import App
 from ollamactl.config import Flags
 from ollamactl.errors import Interrupted, OllamactlError, exit_code_table
 from ollamactl.options import AliasOption, ca_cert_option, header_option
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 EPILOG = (
     "\b\nExit codes:\n"
@@ -124,6 +127,17 @@ class OllamaGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attribute)
         command.short_help = entry.summary  # the table is where summaries are written
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names from the table (no command module is imported), then options."""
+        from click.shell_completion import CompletionItem
+
+        names = [
+            CompletionItem(name, help=entry.summary)
+            for name, entry in sorted(COMMANDS.items())
+            if name.startswith(incomplete)
+        ]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands with their summaries from the table, without importing any of them."""

@@ -1,12 +1,8 @@
-"""Where to connect and with which credentials: host parsing, profiles, precedence.
+"""The settings in effect: the config file, and :func:`resolve` with its precedence.
 
-Every setting is resolved by :func:`resolve` in one place, highest first:
-
-1. command-line flags (``--host``, ``--api-key``, ``-H``, ``--ca-cert``, ...);
-2. the profile chosen explicitly (``--profile NAME`` or ``OLLAMACTL_PROFILE``);
-3. environment variables (``OLLAMA_HOST``, ``OLLAMA_API_KEY``, ...);
-4. the config file's ``default_profile``;
-5. built-in defaults (:data:`DEFAULT_HOST`, ``http://127.0.0.1:11434``).
+Every setting is resolved by :func:`resolve` in one place, in the order of
+:data:`PRECEDENCE` (highest first), which ``config show`` prints too. Hosts are parsed
+in :mod:`ollamactl.hosts`, the keys of a profile are described in :mod:`ollamactl.profiles`.
 
 This module never imports requests, so ``--help`` and completion stay fast.
 """
@@ -21,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ollamactl.errors import ConfigError, UsageError
-from ollamactl.hosts import HostURL, is_secret_header, parse_header, parse_host
+from ollamactl.hosts import DEFAULT_HOST, HostURL, is_secret_header, parse_header, parse_host
 from ollamactl.paths import config_dir, write_private_file
 from ollamactl.profiles import layer_from_profile, profile_table, secret_from_profile
 
@@ -29,6 +25,14 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2
 CONFIG_FILE_NAME = "config.toml"
+#: Where a setting comes from, highest first: the order :func:`resolve` applies.
+PRECEDENCE = (
+    "command-line flags",
+    "the profile chosen with --profile or OLLAMACTL_PROFILE",
+    "environment (OLLAMA_HOST, OLLAMA_API_KEY, OLLAMACTL_CA_CERT)",
+    "default_profile",
+    f"built-in defaults ({DEFAULT_HOST})",
+)
 
 
 def config_path() -> Path:
@@ -185,8 +189,7 @@ def resolve(
 ) -> Settings:
     """Resolve the effective settings from flags, environment and config file.
 
-    Precedence, highest first: flags, the explicitly chosen profile, environment,
-    the config's ``default_profile``, built-in defaults. Headers merge across
+    The layers are applied in the order of :data:`PRECEDENCE`. Headers merge across
     layers (a higher layer wins for the same name). Credentials are bound to
     their host: when another layer supplies the host, a profile's API key and
     secret headers are not sent (its ``api_key_env``/``api_key_cmd`` is not even

@@ -11,7 +11,7 @@ import click
 from ollamactl import render
 from ollamactl.app import App, pass_app
 from ollamactl.completion import complete_profiles
-from ollamactl.config import config_path, load_config, redact, save_config
+from ollamactl.config import PRECEDENCE, config_path, load_config, redact, save_config
 from ollamactl.errors import ConfigError, UsageError
 from ollamactl.hosts import is_secret_header, parse_header, parse_host
 from ollamactl.options import ca_cert_option, header_option, names_only_option
@@ -31,11 +31,6 @@ from ollamactl.terminal import Terminal
 HIDDEN = "***"
 NOT_A_SETTING = "not a setting ollamactl reads"
 DEFAULT_PROFILE_MEANING = "profile used when neither --profile nor OLLAMACTL_PROFILE is given"
-PRECEDENCE = [
-    "# Precedence: command-line flags > the profile chosen with --profile or OLLAMACTL_PROFILE",
-    "#   > environment (OLLAMA_HOST, OLLAMA_API_KEY, OLLAMACTL_CA_CERT) > default_profile",
-    "#   > built-in defaults",
-]
 
 
 def _subtable(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -249,7 +244,8 @@ def config_show() -> None:
     path = config_path()
     config = load_config(path)
     lines = [f"# {path}" + ("" if path.exists() else " (does not exist yet)")]
-    lines += [*PRECEDENCE, *_environment_notes()]
+    lines += [f"# Precedence: {PRECEDENCE[0]}", *(f"#   > {layer}" for layer in PRECEDENCE[1:])]
+    lines += _environment_notes()
     lines += _annotated_table([], config, config.get("default_profile"))
     click.echo("\n".join(lines))
 
