@@ -89,7 +89,9 @@ PLAIN_SECONDS = 10.0
     help="Response format of every prompt without one: json or a JSON schema.",
 )
 @click.option(
-    "--think", metavar="LEVEL", help="Thinking of every prompt: true, false, high, medium, low."
+    "--think",
+    metavar="LEVEL",
+    help="Thinking of every prompt: true, false, high, medium, low, max.",
 )
 @keepalive_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
@@ -115,11 +117,12 @@ def batch(
 ) -> None:
     """Answer many prompts: one JSON line out per line in, over one or more servers.
 
-    FILE (or stdin) holds one prompt per line: plain text, or a JSON object with
-    "prompt" (/api/generate) or "messages" (/api/chat) and optionally "id",
-    "system", "options", "format", "images" (local paths), "think" and
-    "keep_alive". Without an "id" a prompt's id is its line number. A bad line
-    is reported with its number and skipped; blank lines are ignored.
+    FILE (or stdin) holds one prompt per line: plain text, or (a line that
+    starts with "{") a JSON object with "prompt" (/api/generate) or "messages"
+    (/api/chat) and optionally "id", "system", "options", "format", "images"
+    (local paths), "think" and "keep_alive". Without an "id" a prompt's id is
+    its line number. A bad line is reported with its number and skipped; blank
+    lines are ignored.
 
     Each output line has "id", "model", "server" (the profile or URL that
     answered), "response" (or "message" for a chat), "done_reason" and the
@@ -308,11 +311,10 @@ class _Display(Listener):
             self._bar.update(done - self._bar.n)
         elif self.mode == "plain":
             now = time.monotonic()
-            tenth = bool(total) and done * 10 >= self._next_tenth * total  # type: ignore[operator]
-            if now >= self._next_line or tenth:
+            tenths = done * 10 // total if total else 0  # tenths of the total done
+            if now >= self._next_line or tenths >= self._next_tenth:
                 self._next_line = now + PLAIN_SECONDS
-                while total and done * 10 >= self._next_tenth * total:
-                    self._next_tenth += 1
+                self._next_tenth = tenths + 1
                 self.say(f"batch: {_counts(stats)}")
 
     def bad_line(self, number: int, message: str) -> None:
