@@ -99,6 +99,11 @@ COMMANDS: dict[str, Entry] = {
     "exists": Entry(
         "ollamactl.commands.server:exists", "Exit 0 if MODEL is on the server, 5 if it is not."
     ),
+    "outdated": Entry(
+        "ollamactl.commands.outdated:outdated",
+        "List the models whose registry has a newer version.",
+    ),
+    "du": Entry("ollamactl.commands.du:du", "Show the disk and memory the models use."),
     "doctor": Entry(
         "ollamactl.commands.doctor:doctor", "Diagnose the connection to the server, step by step."
     ),
