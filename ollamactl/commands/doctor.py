@@ -400,8 +400,13 @@ def _report(config: dict[str, Any], checks: list[Check]) -> str:
 
 @click.command()
 @json_option("the report")
+@click.option(
+    "--security",
+    is_flag=True,
+    help="Review exposure, credentials, TLS and the server's version against advisories.",
+)
 @pass_app
-def doctor(app: App, as_json: bool) -> None:
+def doctor(app: App, as_json: bool, security: bool) -> None:
     """Diagnose the connection to the server, step by step.
 
     Prints the effective base URL (credentials hidden), where each setting
@@ -410,11 +415,27 @@ def doctor(app: App, as_json: bool) -> None:
     with a suggested fix for each failure. Exits 0 when every check passes,
     else with the exit code of the first failure (3 network/TLS, 4 auth, ...).
 
+    With --security, reviews the server instead: whether its API answers a
+    request without credentials (fine on loopback only), credentials over plain
+    http://, TLS verification turned off, and its version against published
+    advisories. Exits 1 when it finds a problem.
+
     \b
     Examples:
       ollamactl doctor
       ollamactl --profile gpu doctor --json | jq '.checks[] | select(.status == "FAIL")'
+      ollamactl --profile gpu doctor --security
     """
+    if security:
+        from ollamactl import security as review
+
+        result = review.review(app)
+        report = render.to_json(result.as_dict()) if as_json else review.render(result)
+        click.echo(app.redact(report))
+        if result.problems:
+            click.echo(f"Error: {len(result.problems)} security problem(s) found", err=True)
+            raise click.exceptions.Exit(1)
+        return
     config, checks = diagnose(app)
     failed = [check for check in checks if check.failed]
     code = failed[0].exit_code if failed else 0
