@@ -34,11 +34,12 @@ def _local_models(app: App, names: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def _parent_model(app: App, name: str) -> str:
-    return str(app.client.show(name).get("details", {}).get("parent_model") or "")
+    details = app.client.show(name).get("details") or {}
+    return str(details.get("parent_model") or "")
 
 
 def check_models(app: App, names: tuple[str, ...], *, insecure: bool) -> list[Comparison]:
-    """Compare the models with their registries (asked concurrently), in the server's order."""
+    """Compare the models with their registries (asked concurrently), in the order given."""
     models = _local_models(app, names)
     references = [Reference.parse(name) for name, _ in models]
     with Registry(insecure=insecure) as registry, ThreadPoolExecutor(WORKERS) as pool:
