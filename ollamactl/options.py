@@ -2,7 +2,8 @@
 
 Each name has one meaning everywhere: ``--json`` prints the API objects, ``-q/--quiet`` on a
 listing prints names only, ``--quiet`` on a transfer shows no progress, ``--retries`` is the
-HTTP retries of the root command and ``--resume-retries`` the re-issues of a pull or push.
+HTTP retries of the root command and ``--resume-retries`` the re-issues of a pull or push,
+``--output-format`` the format of a listing (``--output`` is a file).
 Older spellings keep working without being shown (:class:`AliasOption`).
 
 This module is imported on every start (``--version`` included): it imports click alone,
@@ -62,6 +63,31 @@ def json_file_option(flag: str, help: str) -> Callable[[F], F]:
 def names_only_option(what: str = "model") -> Callable[[F], F]:
     """``-q/--quiet`` of a listing: print the names only, one per line (for ``xargs``)."""
     return click.option("-q", "--quiet", is_flag=True, help=f"Print {what} names only.")
+
+
+def listing_options(sorts: Sequence[str], sort_help: str) -> Callable[[F], F]:
+    """``--sort KEY``, ``--output-format FORMAT`` and ``--no-headers`` of a listing.
+
+    Not ``--output``/``-o``: ``--output`` is batch's answer file, ``-o`` run's ``--option``.
+    """
+    from ollamactl.tables import FORMATS
+
+    def decorate(func: F) -> F:
+        return apply(
+            func,
+            click.option("--sort", type=click.Choice(sorts), help=sort_help),
+            click.option(
+                "--output-format",
+                type=click.Choice(FORMATS),
+                help="table (the Go CLI's, the default), or for scripts json (as --json), tsv"
+                " or csv: sizes in bytes, times in ISO 8601 (UTC), the full digest.",
+            ),
+            click.option(
+                "--no-headers", is_flag=True, help="Leave out the header line (table, tsv, csv)."
+            ),
+        )
+
+    return decorate
 
 
 def no_progress_option(*, short: bool = False) -> Callable[[F], F]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,7 +19,25 @@ from ollamactl.errors import (
     UsageError,
 )
 from ollamactl.fleet import Models, ask_every_profile
-from ollamactl.options import all_profiles_option, json_option, names_only_option
+from ollamactl.options import (
+    all_profiles_option,
+    json_option,
+    listing_options,
+    names_only_option,
+)
+from ollamactl.tables import (
+    FLEET_COLUMNS,
+    LIST_COLUMNS,
+    LIST_SORTS,
+    PS_COLUMNS,
+    PS_SORTS,
+    Column,
+    SortKey,
+    choose_format,
+    delimited,
+    matching,
+    sort_models,
+)
 
 if TYPE_CHECKING:
     from ollamactl.client import Client
@@ -36,46 +56,50 @@ def _with_first_column(title: str, cells: list[str], table: str) -> str:
     )
 
 
-def _print_models(
-    models: Models,
-    *,
-    as_json: bool,
-    quiet: bool,
-    render_table: Callable[[Models], str],
-    errors: list[dict[str, str]] | None = None,
-) -> None:
-    if as_json:
-        echo_json({"models": models, **({"errors": errors} if errors else {})})
-    elif quiet:
-        for m in models:
-            click.echo(m.get("name", ""))
-    else:
-        click.echo(render_table(models), nl=False)
+@dataclass(frozen=True)
+class Listing:
+    """How list or ps prints its models: the format and order asked for, and its columns."""
+
+    output_format: str
+    headers: bool
+    sort: SortKey | None
+    render_table: Callable[[Models], str]
+    columns: tuple[Column, ...]
+
+    def print(self, models: Models, errors: list[dict[str, str]] | None = None) -> None:
+        """Print ``models`` (``errors``: the hosts that failed, in JSON with --all-profiles)."""
+        models = sort_models(models, self.sort)
+        if self.output_format == "json":
+            echo_json({"models": models, **({"errors": errors} if errors else {})})
+        elif self.output_format == "names":
+            for m in models:
+                click.echo(m.get("name", ""))
+        elif self.output_format == "table":
+            text = self.render_table(models)
+            click.echo(text if self.headers else text.partition("\n")[2], nl=False)
+        else:
+            columns = self.columns if errors is None else (*FLEET_COLUMNS, *self.columns)
+            click.echo(
+                delimited(models, columns, self.output_format, headers=self.headers), nl=False
+            )
 
 
 def _show_models(
-    app: App,
-    fetch: Callable[[Client], Models],
-    *,
-    all_profiles: bool,
-    as_json: bool,
-    quiet: bool,
-    render_table: Callable[[Models], str],
+    app: App, fetch: Callable[[Client], Models], listing: Listing, *, all_profiles: bool
 ) -> None:
     """Print the models of one server, or of every profile with a HOST column."""
     if not all_profiles:
-        _print_models(fetch(app.client), as_json=as_json, quiet=quiet, render_table=render_table)
+        listing.print(fetch(app.client))
         return
     answers = ask_every_profile(app, fetch)
     models = [{**m, "profile": a.profile, "host": a.host} for a in answers for m in a.models]
     failed = [a for a in answers if a.error is not None]
-    _print_models(
+    table = listing.render_table
+    dataclasses.replace(
+        listing,
+        render_table=lambda ms: _with_first_column("HOST", [m["profile"] for m in ms], table(ms)),
+    ).print(
         models,
-        as_json=as_json,
-        quiet=quiet,
-        render_table=lambda ms: _with_first_column(
-            "HOST", [m["profile"] for m in ms], render_table(ms)
-        ),
         errors=[{"profile": a.profile, "host": a.host, "error": a.message} for a in failed],
     )
     for answer in failed:
@@ -85,74 +109,97 @@ def _show_models(
         raise click.exceptions.Exit(int(failed[0].error.exit_code))
 
 
+def _listing(
+    options: dict[str, Any],
+    sorts: dict[str, SortKey],
+    render_table: Callable[[Models], str],
+    columns: tuple[Column, ...],
+) -> Listing:
+    """The Listing of the options of :func:`listing_options`, ``--json`` and ``-q``."""
+    sort = options.pop("sort")
+    return Listing(
+        output_format=choose_format(
+            options.pop("output_format"),
+            as_json=options.pop("as_json"),
+            quiet=options.pop("quiet"),
+            no_headers=options["no_headers"],
+        ),
+        headers=not options.pop("no_headers"),
+        sort=sorts[sort] if sort else None,
+        render_table=render_table,
+        columns=columns,
+    )
+
+
 @click.command("list")
-@click.argument("prefix", required=False)
+@click.argument("prefixes", nargs=-1, metavar="[PREFIX]...", shell_complete=complete_models)
 @json_option()
 @names_only_option()
+@listing_options(
+    list(LIST_SORTS), "Order: name (A-Z), size (largest first), modified (newest first)."
+)
 @all_profiles_option
 @pass_app
-def list_models(
-    app: App, prefix: str | None, as_json: bool, quiet: bool, all_profiles: bool
-) -> None:
+def list_models(app: App, prefixes: tuple[str, ...], all_profiles: bool, **options: Any) -> None:
     """List the models on the server (alias: ls).
 
-    PREFIX keeps only names that start with it (case-insensitive, as `ollama list`).
+    PREFIX keeps only names that start with it (case-insensitive, as `ollama list`);
+    with several, names that start with any of them (the Go CLI reads the first only).
+    The table is the Go CLI's; --output-format tsv or csv gives raw values for scripts
+    (name, digest, size in bytes, modified_at in ISO 8601 UTC), --json the API objects.
     With --all-profiles, every profile's server is asked at once and the exit
     code is that of the first host that failed (3: could not connect).
 
     \b
     Examples:
       ollamactl list
-      ollamactl ls llama --json
+      ollamactl ls llama qwen --json
+      ollamactl list --sort size
+      ollamactl list --output-format csv > models.csv
+      ollamactl list --output-format tsv --no-headers | awk -F'\\t' '$3 > 5e9 {print $1}'
       ollamactl list -q | xargs -n1 ollamactl pull
       ollamactl list --all-profiles
     """
 
     def fetch(client: Client) -> Models:
-        models = client.tags()
-        wanted = (prefix or "").lower()
-        return [m for m in models if str(m.get("name", "")).lower().startswith(wanted)]
+        return matching(client.tags(), prefixes, ignore_case=True)
 
-    _show_models(
-        app,
-        fetch,
-        all_profiles=all_profiles,
-        as_json=as_json,
-        quiet=quiet,
-        render_table=render.model_table,
-    )
+    listing = _listing(options, LIST_SORTS, render.model_table, LIST_COLUMNS)
+    _show_models(app, fetch, listing, all_profiles=all_profiles)
 
 
 @click.command()
-@click.argument("prefix", required=False)
+@click.argument("prefixes", nargs=-1, metavar="[PREFIX]...", shell_complete=complete_running_models)
 @json_option()
 @names_only_option()
+@listing_options(
+    list(PS_SORTS), "Order: name (A-Z), size (memory, largest first), until (next unloaded first)."
+)
 @all_profiles_option
 @pass_app
-def ps(app: App, prefix: str | None, as_json: bool, quiet: bool, all_profiles: bool) -> None:
+def ps(app: App, prefixes: tuple[str, ...], all_profiles: bool, **options: Any) -> None:
     """List the models loaded in memory.
 
-    PREFIX keeps only names that start with it (case-sensitive, as `ollama ps`).
-    With --all-profiles, every profile's server is asked at once.
+    PREFIX keeps only names that start with it (case-sensitive, as `ollama ps`);
+    with several, names that start with any of them. --output-format tsv or csv
+    gives raw values (name, digest, size and size_vram in bytes, context_length,
+    expires_at in ISO 8601 UTC). With --all-profiles, every profile's server is
+    asked at once.
 
     \b
     Examples:
       ollamactl ps
+      ollamactl ps --sort until
+      ollamactl ps --output-format tsv --no-headers | cut -f1,3
       ollamactl ps --json | jq '.models[].name'
       ollamactl ps --all-profiles
     """
 
     def fetch(client: Client) -> Models:
-        return [m for m in client.ps() if str(m.get("name", "")).startswith(prefix or "")]
+        return matching(client.ps(), prefixes, ignore_case=False)
 
-    _show_models(
-        app,
-        fetch,
-        all_profiles=all_profiles,
-        as_json=as_json,
-        quiet=quiet,
-        render_table=render.running_table,
-    )
+    listing = _listing(options, PS_SORTS, render.running_table, PS_COLUMNS)
+    _show_models(app, fetch, listing, all_profiles=all_profiles)
 
 
 @click.command()
