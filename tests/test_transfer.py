@@ -116,7 +116,8 @@ def test_pull_that_keeps_stalling_fails_with_a_hint(registry: OllamaTestServer) 
     result = on(registry, "pull", "big", "--stall-timeout", "0.2", "--retries", "0")
     assert result.exit_code == 3
     assert result.stderr.splitlines()[-1] == (
-        "Error: the pull of big stalled: no progress for 0.2s (raise --stall-timeout or --resume-retries)"
+        "Error: the pull of big stalled: no progress for 0.2s"
+        " (raise --stall-timeout or --resume-retries)"
     )
 
 
