@@ -20,7 +20,7 @@ import click
 
 from ollamactl.errors import OllamactlError
 from ollamactl.render import to_json
-from ollamactl.terminal import Terminal
+from ollamactl.terminal import Terminal, sanitise, sanitising
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON
@@ -43,8 +43,10 @@ class WordWrapper:
     """Wrap streamed text on a terminal as the Go CLI does: a word crossing the margin moves down.
 
     The word already printed is erased (cursor back, clear to end of line) and
-    reprinted on the next line. Used only when the stream is a terminal; ``width`` is
-    asked for every chunk, so a resized window is followed.
+    reprinted on the next line, followed by the character that crossed (a space too,
+    as Go). Escape sequences in the text take no columns and are never split.
+    Used only when the stream is a terminal; ``width`` is asked for every chunk, so a
+    resized window is followed.
     """
 
     def __init__(self, stream: TextIO, width: Callable[[], int]) -> None:
@@ -52,6 +54,7 @@ class WordWrapper:
         self.width = width
         self.column = 0
         self.word = ""
+        self.escape = ""  # an escape sequence begun and not yet ended
 
     def write(self, text: str) -> None:
         """Print a chunk of the answer at once, moving a word that crosses the margin down."""
@@ -59,12 +62,12 @@ class WordWrapper:
         limit, longest_word = width - 5, width - 10
         out = []
         for char in text:
+            if self.escape or char == "\x1b":
+                self.escape = "" if escape_ended(self.escape + char) else self.escape + char
+                out.append(char)
+                continue
             char_columns = char_width(char)
             if char not in "\r\n" and self.column + char_columns > limit:
-                if char in " \t":
-                    out.append("\n")
-                    self.column, self.word = 0, ""
-                    continue
                 word_width = sum(map(char_width, self.word))
                 if self.word and word_width <= longest_word:
                     out.append(f"\x1b[{word_width}D\x1b[K\n{self.word}")
@@ -72,6 +75,8 @@ class WordWrapper:
                 else:
                     out.append("\n")
                     self.column, self.word = 0, ""
+                    if char in " \t":
+                        continue
             out.append(char)
             self.column += char_columns
             if char in "\r\n":
@@ -84,7 +89,27 @@ class WordWrapper:
         self.stream.flush()
 
 
-def _writer(terminal: Terminal, stream: TextIO, wrap: bool) -> Callable[[str], None]:
+def escape_ended(sequence: str) -> bool:
+    """Whether ``sequence`` (starting with ESC) is a whole escape sequence.
+
+    CSI sequences end with a final byte, OSC ones with BEL or ESC backslash, the rest
+    after one character; one longer than 256 characters is given up on.
+
+    >>> [escape_ended(s) for s in ("\x1b", "\x1b[38;5", "\x1b[38;5;245m", "\x1b]0;t\x07")]
+    [False, False, True, True]
+    """
+    if len(sequence) < 2:
+        return False
+    if len(sequence) > 256:
+        return True
+    if sequence[1] == "[":
+        return len(sequence) > 2 and "@" <= sequence[-1] <= "~"
+    if sequence[1] == "]":
+        return sequence.endswith(("\x07", "\x1b\\"))
+    return True
+
+
+def text_writer(terminal: Terminal, stream: TextIO, wrap: bool) -> Callable[[str], None]:
     """A function writing text to ``stream`` at once, wrapping words on a terminal if asked."""
     if wrap and terminal.fancy(stream) and terminal.width(stream) >= 10:
         return WordWrapper(stream, lambda: max(terminal.width(stream), 10)).write
@@ -195,8 +220,11 @@ class StreamPrinter:
         self.hide_thinking = display.hide_thinking
         self.quiet = quiet
         self.color = terminal.color(terminal.stderr)
-        self._write = _writer(terminal, terminal.stdout, display.word_wrap)
-        self._write_thinking = _writer(terminal, terminal.stderr, display.word_wrap)
+        self._write = text_writer(terminal, terminal.stdout, display.word_wrap)
+        if terminal.is_tty(terminal.stdout):  # the model's text: escape sequences shown, not run
+            self._write = sanitising(self._write)
+        self._write_thinking = text_writer(terminal, terminal.stderr, display.word_wrap)
+        self._shown_thinking = sanitise if terminal.is_tty(terminal.stderr) else str
         self._thinking_open = False
         self._thinking_ends_line = True
 
@@ -253,7 +281,7 @@ class StreamPrinter:
             opening = "Thinking...\n"
             self._write_thinking(f"{GREY}{BOLD}{opening}{RESET}{GREY}" if self.color else opening)
             self._thinking_open = True
-        self._write_thinking(text)
+        self._write_thinking(self._shown_thinking(text))
         self._thinking_ends_line = text.endswith("\n")
 
     def _end_thinking(self) -> None:

@@ -147,6 +147,41 @@ def spawn(
     )
 
 
+#: What a terminal receives, in the pieces ``screen`` tells apart.
+_SCREEN_PIECES = re.compile(r"(\x1b\[[0-9;?]*[A-Za-z]|\r\n|\r|\n)")
+
+
+def screen(output: str) -> list[str]:
+    """The lines a terminal shows for ``output`` (a pseudo-terminal's bytes, decoded).
+
+    Line ends, carriage returns, the cursor moving up, down, left and right, and erasing to
+    the end of the line are followed; other escape codes (colours, modes) change nothing.
+    The terminal has no width: nothing wraps.
+    """
+    lines, row, column = [""], 0, 0
+    for piece in filter(None, _SCREEN_PIECES.split(output)):
+        move = re.fullmatch(r"\x1b\[(\d*)([ABCDK])", piece)
+        if piece in ("\r\n", "\n"):
+            row, column = row + 1, 0
+            lines += [""] * (row + 1 - len(lines))
+        elif piece == "\r":
+            column = 0
+        elif move:
+            count, kind = int(move.group(1) or 1), move.group(2)
+            if kind == "K":
+                lines[row] = lines[row][:column]
+            elif kind in "AB":
+                row = max(row - count, 0) if kind == "A" else row + count
+                lines += [""] * (row + 1 - len(lines))
+            else:
+                column = column + count if kind == "C" else max(column - count, 0)
+        elif not piece.startswith("\x1b"):
+            line = lines[row].ljust(column)
+            lines[row] = line[:column] + piece + line[column + len(piece) :]
+            column += len(piece)
+    return lines
+
+
 def saved_chats() -> list[dict[str, Any]]:
     """The conversations ``chat`` saved (in the test's data dir), oldest file name first."""
     from ollamactl.conversations import data_dir
