@@ -232,6 +232,9 @@ def transcript(conversation: Conversation) -> str:
 def markdown(conversation: Conversation) -> str:
     """A conversation as a Markdown document (for /export)."""
     out = [f"# Chat with {conversation.model}\n"]
+    if conversation.options:
+        options = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in conversation.options.items())
+        out.append(f"\nOptions: {options}\n")
     for message in conversation.messages:
         role = str(message.get("role", "")).capitalize()
         out.append(f"\n## {role}\n\n{message.get('content', '')}\n")

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 DEFAULT_REGISTRY = "registry.ollama.ai"
+#: What each part of a name may be, as Ollama checks it (``types/model/name.go``).
+_VALID_PARTS = (
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}"),  # host
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}"),  # namespace
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"),  # model
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"),  # tag
+)
 
 
 def split_name(name: str) -> tuple[str, str, str, str]:
@@ -53,3 +62,35 @@ def push_destination(model: str) -> str:
         shortest = name if namespace == "library" else f"{namespace}/{name}"
         return f"https://ollama.com/{shortest}" + ("" if tag == "latest" else f":{tag}")
     return f"{host}/{namespace}/{name}:{tag}"
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether Ollama takes ``name`` as a model name (Go's ``model.ParseName(name).IsValid()``).
+
+    >>> is_valid_name("tiny"), is_valid_name("127.0.0.1:5000/me/tiny:v1")
+    (True, True)
+    >>> is_valid_name("/root/.ollama/models/blobs/sha256-738f"), is_valid_name("a/b/c/d")
+    (False, False)
+    """
+
+    def cut_last(text: str, separator: str) -> tuple[str, str, bool]:
+        before, found, after = text.rpartition(separator)
+        if not found:
+            return text, "", False
+        return before or "!", after or "!", True  # Go's MissingPart: never valid
+
+    text, tag = name, "latest"
+    if text.rfind(":") > text.rfind("/"):
+        text, tag, _ = cut_last(text, ":")
+    text, model, cut = cut_last(text, "/")
+    host, namespace = DEFAULT_REGISTRY, "library"
+    if not cut:
+        model = text
+    else:
+        text, namespace, cut = cut_last(text, "/")
+        if not cut:
+            namespace = text
+        else:
+            host = (text.partition("://")[2] if "://" in text else text) or DEFAULT_REGISTRY
+    parts = (host, namespace, model, tag)
+    return all(pattern.fullmatch(part) for pattern, part in zip(_VALID_PARTS, parts))

@@ -3,8 +3,9 @@
 Every slash command of ``ollama run`` with its wording (``/set``, ``/show``,
 ``/load``, ``/save``, ``/clear``, ``/bye``, ``/?``), ``\"\"\"`` multi-line input,
 line editing, history and tab completion (:mod:`ollamactl.line_editor`), plus
-``/export``, ``/retry`` and ``/image``. Ctrl-C stops an answer (its partial text
-stays in the history, marked interrupted); Ctrl-D exits.
+``/export``, ``/retry`` and ``/image``. A pasted block is one message, whatever its
+lines say. Ctrl-C stops an answer (its partial text stays in the history, marked
+interrupted); Ctrl-D exits.
 
 The REPL only reads lines and dispatches them: the server calls are the session's, the
 lines come from ``read_line`` and the output goes to the terminal's streams, so a test
@@ -23,9 +24,9 @@ from typing import Any, Callable
 import click
 
 from ollamactl import render
-from ollamactl.answer import DisplayOptions, Spinner, StreamPrinter, finish_answer
+from ollamactl.answer import DisplayOptions, Spinner, StreamPrinter, finish_answer, text_writer
 from ollamactl.conversations import markdown, transcript
-from ollamactl.errors import APIError, ModelNotFound, OllamactlError, UsageError
+from ollamactl.errors import APIError, OllamactlError, UsageError
 from ollamactl.line_editor import LineEditor
 from ollamactl.params import (
     KNOWN_PARAMS,
@@ -40,18 +41,19 @@ from ollamactl.paths import data_dir, write_private_file
 from ollamactl.repl_texts import (
     COMMANDS,
     COMPLETIONS,
+    CONTINUATION_PROMPT,
     MEDIA_USAGE,
     PARAMETERS_USAGE,
+    PLACEHOLDERS,
+    PROMPT,
     SET_USAGE,
     SHORTCUTS_USAGE,
     SHOW_USAGE,
     USAGE,
 )
-from ollamactl.session import Session, capabilities, is_multimodal
+from ollamactl.session import Session, capabilities, fit_think, is_multimodal
 from ollamactl.terminal import Terminal
 
-PROMPT = ">>> "
-CONTINUATION_PROMPT = "... "
 MULTILINE = '"""'
 THINK_VALUES = 'must be "high", "medium", "low", "max", true, or false'
 
@@ -118,9 +120,15 @@ class Repl:
         self.redact = redact
         self.pending_images = list(images)
         self.model_names: list[str] | None = None
+        self.earlier_conversations: list[str] = []  # left by /clear and /load (chat)
         self.editor: LineEditor | None = None
         if read_line is None:
-            self.editor = LineEditor(data_dir() / "history", self._completions)
+            self.editor = LineEditor(
+                data_dir() / "history",
+                self._completions,
+                paste=terminal.fancy(terminal.stdout),
+                placeholders=PLACEHOLDERS if terminal.color(terminal.stdout) else None,
+            )
             read_line = self.editor.read_line
         self.read_line = read_line
 
@@ -167,6 +175,8 @@ class Repl:
                     if ended:
                         text, block = "\n".join(block), None
                         self._set_system(text) if block_is_system else self._send(text)
+                elif "\n" in line:  # pasted: one message, never a command
+                    self._send(line)
                 elif (start := block_start(line)) is not None:
                     if start[1]:
                         block, block_is_system = [start[0]], False
@@ -231,12 +241,10 @@ class Repl:
         try:
             info = self.session.lookup(name)
             self._preload(name, info)
-        except ModelNotFound:
-            self.out(f"Couldn't find model '{name}'")
+        except OllamactlError as e:
+            self.out(f"error: {self.redact(str(e))}")
             return
-        except APIError as e:
-            self.out(f"error: {e}")
-            return
+        self._keep_conversation_name()
         self.session.switch_to(name, info)
 
     def _save(self, line: str, words: list[str]) -> None:
@@ -257,6 +265,7 @@ class Repl:
 
     def _clear(self, line: str, words: list[str]) -> None:
         """/clear: forget the history (keeping the system message)."""
+        self._keep_conversation_name()
         self.session.start_over()
         self.out("Cleared session context")
 
@@ -283,14 +292,18 @@ class Repl:
         elif what in ("think", "nothink"):
             level = words[2] if what == "think" and len(words) > 2 else None
             try:
-                request.think = parse_think(level) if level else what == "think"
+                think = parse_think(level) if level else what == "think"
             except UsageError:
                 self.out(f"error: invalid think value: {json.dumps(level)} ({THINK_VALUES})")
                 return
+            request.think = fit_think(self.session.client, think, lambda t: self.note(t + "\n"))
             if "thinking" not in capabilities(self.session.info):
                 model = json.dumps(self.session.model)
                 self.note(f"warning: model {model} does not support thinking output\n")
-            self.out(f"Set 'think' mode to '{level}'." if level else f"Set '{what}' mode.")
+            if level and request.think == think:
+                self.out(f"Set 'think' mode to '{level}'.")
+            else:  # no level, or one the server does not take
+                self.out(f"Set '{what}' mode.")
         elif what == "format":
             if words[2:3] != ["json"]:
                 self.out("Invalid or missing format. For 'json' mode use '/set format json'")
@@ -391,14 +404,21 @@ class Repl:
         if not target:
             self.out("Usage:\n  /export <file.md|file.json>")
             return
-        path = os.path.expanduser(target)
+        path = Path(os.path.expanduser(target))
         conversation = self.session.conversation
-        if path.lower().endswith(".json"):
+        if not conversation.messages:
+            self.out("Nothing to export.")
+            return
+        if not path.parent.is_dir():  # never made here: a typo would leave folders behind
+            self.out(f"error: cannot write '{target}': No such file or directory")
+            return
+        conversation.options = dict(self.session.request.options)
+        if path.suffix.lower() == ".json":
             text = json.dumps(conversation.to_dict(), indent=2, ensure_ascii=False) + "\n"
         else:
             text = markdown(conversation)
         try:
-            write_private_file(Path(path), text.encode("utf-8"))
+            write_private_file(path, text.encode("utf-8"))
         except OSError as e:
             self.out(f"error: cannot write '{target}': {e.strerror or e}")
             return
@@ -415,10 +435,13 @@ class Repl:
         self._answer()
 
     def _image(self, line: str, words: list[str]) -> None:
-        """/image PATH: attach an image (or WAV file) to the next message."""
+        """/image PATH: attach an image (or WAV file) to the next message of a vision model."""
         path = unescape_path(line.partition(" ")[2].strip()).strip("'\"")
         if not path:
             self.out("Usage:\n  /image <path>")
+            return
+        if not is_multimodal(self.session.info):  # the server would drop it without a word
+            self.out(f"error: model {json.dumps(self.session.model)} does not take images")
             return
         try:
             kind, data = read_media(path)
@@ -475,20 +498,31 @@ class Repl:
             self.session.load(model)
 
     def _replay(self) -> None:
-        """Show the Modelfile's messages (as Go), or the conversation being resumed."""
+        """Show the Modelfile's messages (as Go), or the conversation being resumed, wrapped."""
+        write = text_writer(self.terminal, self.terminal.stdout, self.display.word_wrap)
         if self.resumed:
-            click.echo(transcript(self.session.conversation), file=self.terminal.stdout, nl=False)
+            write(transcript(self.session.conversation))
             return
         for message in self.session.info.get("messages") or []:
             if message.get("role") == "user":
-                self.out(f">>> {message.get('content', '')}")
+                write(f">>> {message.get('content', '')}\n")
             elif message.get("role") == "assistant":
-                self.out(f"{message.get('content', '')}\n")
+                write(f"{message.get('content', '')}\n\n")
+
+    def _keep_conversation_name(self) -> None:
+        """Before /clear or /load starts a new conversation: remember the saved one's ID."""
+        if self._saved(self.session.conversation.id):
+            self.earlier_conversations.append(self.session.conversation.id)
+
+    def _saved(self, conversation_id: str) -> bool:
+        store = self.session.store
+        return store is not None and store.path(conversation_id).exists()
 
     def _say_where_saved(self) -> None:
-        session = self.session
-        if session.store is not None and session.messages:
-            conversation_id = session.conversation.id
+        """At exit: every conversation this session saved, and how to continue it."""
+        current = self.session.conversation.id
+        saved = self.earlier_conversations + ([current] if self._saved(current) else [])
+        for conversation_id in dict.fromkeys(saved):
             self.note(
                 f"Saved as conversation {conversation_id}"
                 f" (continue with: ollamactl chat --resume {conversation_id})\n"

@@ -1,6 +1,14 @@
-"""What the REPL says, in the Go CLI's words: help blocks, and what TAB completes."""
+"""What the REPL says, in the Go CLI's words: help blocks, placeholders, what TAB completes."""
 
 from __future__ import annotations
+
+PROMPT = ">>> "
+CONTINUATION_PROMPT = "... "
+#: The grey text on an empty line, after each prompt (on a colour terminal, as Go).
+PLACEHOLDERS = {
+    PROMPT: "Send a message (/? for help)",
+    CONTINUATION_PROMPT: 'Use """ to end multi-line input',
+}
 
 USAGE = """Available Commands:
   /set            Set session variables

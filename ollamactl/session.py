@@ -6,14 +6,20 @@ request options; how an answer is shown is the caller's (a :class:`StreamPrinter
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ollamactl.answer import Reply, StreamPrinter
 from ollamactl.conversations import Conversation, ConversationStore
-from ollamactl.params import RequestOptions
+from ollamactl.errors import OllamactlError
+from ollamactl.names import is_valid_name
+from ollamactl.params import RequestOptions, Think
+from ollamactl.security import parse_version
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON, Client
+
+#: The first server version whose API takes a think level ("high") besides true and false.
+THINK_LEVELS_SINCE = (0, 11, 0, 0)
 
 
 def capabilities(info: JSON) -> list[str]:
@@ -39,6 +45,26 @@ def request_arguments(request: RequestOptions, info: JSON) -> dict[str, Any]:
     if arguments["think"] is None and "thinking" in capabilities(info):
         arguments["think"] = True
     return arguments
+
+
+def fit_think(client: Client, think: Think | None, note: Callable[[str], None]) -> Think | None:
+    """``think`` as the server takes it: a level becomes ``true`` before Ollama 0.11.0.
+
+    Older servers answer a level with ``json: cannot unmarshal string``; ``note`` is told
+    when the level is dropped. The version is asked only when a level is set, and a
+    server that does not say (or a development build, 0.0.0) is taken to know levels.
+    """
+    if not isinstance(think, str):
+        return think
+    try:
+        version = str(client.version().get("version", ""))
+    except OllamactlError:
+        return think
+    parsed = parse_version(version)
+    if parsed is None or parsed >= THINK_LEVELS_SINCE or parsed[:3] == (0, 0, 0):
+        return think
+    note(f"note: this server ({version}) has no think levels; thinking on")
+    return True
 
 
 class Session:
@@ -155,12 +181,16 @@ class Session:
         )
 
     def save_as(self, name: str) -> None:
-        """Create a server-side model ``name`` from this session, as the Go CLI's /save does."""
-        parent = (self.info.get("details") or {}).get("parent_model") or ""
+        """Create a server-side model ``name`` from this session, as the Go CLI's /save does.
+
+        ``from`` is the model's parent, or the model itself when the parent is no model name
+        (a model created from a GGUF file has the file's blob path there).
+        """
+        parent = str((self.info.get("details") or {}).get("parent_model") or "")
         messages = list(self.info.get("messages") or []) + self.conversation.api_messages()
         for _ in self.client.create(
             name,
-            from_model=parent or self.model,
+            from_model=parent if is_valid_name(parent) else self.model,  # not a blob path
             system=self.request.system,
             parameters=self.request.options,
             messages=messages,

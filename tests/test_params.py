@@ -185,6 +185,7 @@ def test_bad_option_value_exits_2_before_any_request(server: OllamaTestServer) -
 
 def test_think_flag_without_value_does_not_swallow_the_prompt(server: OllamaTestServer) -> None:
     server.add_model("qwen3", capabilities=["completion", "thinking"])
+    server.version = "0.11.0"  # the first to take levels
     result = run_cli("--host", server.url, "run", "qwen3", "--think", "why?")
     assert result.exit_code == 0, result.stderr
     sent = server.requests[-1].json

@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 from tests.fake_ollama import OllamaTestServer
-from tests.helpers import run_cli, spawn
+from tests.helpers import run_cli, screen, spawn
 
 NOT_UTF8 = b"caf\xe9 ?"
 REPLACED = "caf\ufffd ?"
@@ -37,7 +37,7 @@ def say(child: pexpect.spawn, line: str) -> str:
     """Type a line; what the terminal showed until the next prompt (the echo included)."""
     child.sendline(line)
     child.expect_exact(">>> ")
-    return child.before.replace("\r\n", "\n")
+    return "\n".join(screen(child.before))
 
 
 def finish(child: pexpect.spawn) -> int:
@@ -115,6 +115,7 @@ def test_load_of_a_remote_model_connects_instead_of_preloading(
 @pytest.mark.pty
 def test_set_think_checks_the_level(server: OllamaTestServer, data_dir: Path) -> None:
     server.add_model("qwen3:latest", capabilities=["completion", "thinking"])
+    server.version = "0.11.0"  # the first to take levels
     child = repl(server, "qwen3")
     assert "Set 'think' mode to 'high'." in say(child, "/set think high")
     invalid = say(child, "/set think lots")

@@ -10,25 +10,32 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ollamactl.answer import DisplayOptions
 from ollamactl.client import Client
 from ollamactl.config import Flags, resolve
-from ollamactl.conversations import Conversation
+from ollamactl.conversations import Conversation, ConversationStore
 from ollamactl.params import RequestOptions
 from ollamactl.repl import Repl, completions
 from ollamactl.session import Session
 from ollamactl.terminal import Terminal
 from tests.fake_ollama import OllamaTestServer
+from tests.helpers import PNG, on
+from tests.helpers import screen as lines_shown
 
 
 class Screen:
-    """What the REPL wrote, and the lines it was given."""
+    """What the REPL wrote, and the lines it was given (on a terminal of ``columns`` if set)."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], columns: int | None = None) -> None:
         self.terminal = Terminal(io.StringIO(), io.StringIO(), io.StringIO())
+        if columns:
+            self.terminal.stdout_is_tty = True
+            self.terminal.env = {"TERM": "xterm", "NO_COLOR": "1"}
+            self.terminal.fixed_size = (columns, 24)
         self.prompts: list[str] = []
         self._lines: Iterator[str] = iter(lines)
 
@@ -49,16 +56,34 @@ class Screen:
 
 
 def repl(
-    server: OllamaTestServer, *lines: str, request: RequestOptions | None = None
+    server: OllamaTestServer,
+    *lines: str,
+    request: RequestOptions | None = None,
+    model: str = "tiny",
+    store: ConversationStore | None = None,
+    conversation: Conversation | None = None,
+    columns: int | None = None,
 ) -> tuple[Screen, Session]:
-    """Run the REPL of ``tiny`` over ``lines`` (then Ctrl-D); the screen and the session."""
+    """Run the REPL of ``model`` over ``lines`` (then Ctrl-D); the screen and the session.
+
+    ``store``: saved as ``chat`` saves; ``conversation``: resumed; ``columns``: on a terminal.
+    """
     client = Client(resolve(Flags(host=server.url), env={}))
-    session = Session(
-        client, client.show("tiny"), request or RequestOptions(), Conversation("", "tiny")
-    )
-    screen = Screen(list(lines))
-    Repl(session, DisplayOptions(), screen.terminal, read_line=screen.read_line).run()
-    return screen, session
+    if conversation is None:
+        conversation = store.new(model) if store else Conversation("", model)
+    session = Session(client, client.show(model), request or RequestOptions(), conversation, store)
+    shown = Screen(list(lines), columns)
+    resumed = bool(conversation.messages)
+    Repl(
+        session, DisplayOptions(), shown.terminal, read_line=shown.read_line, resumed=resumed
+    ).run()
+    return shown, session
+
+
+def user_messages(server: OllamaTestServer) -> list[str]:
+    """The user messages of the last chat request."""
+    messages = server.json_bodies("/api/chat")[-1]["messages"]
+    return [m["content"] for m in messages if m["role"] == "user"]
 
 
 def test_a_prompt_is_answered_and_the_history_grows(server: OllamaTestServer) -> None:
@@ -124,7 +149,7 @@ def test_save_creates_a_model_from_the_session(server: OllamaTestServer) -> None
 
 def test_load_switches_the_model_or_says_it_is_missing(server: OllamaTestServer) -> None:
     screen, session = repl(server, "/load nope:1b", "/load gemma3:12b", "hi")
-    assert "Couldn't find model 'nope:1b'" in screen.stdout
+    assert "error: model 'nope:1b' not found" in screen.stdout, "the server's words, as Go"
     assert session.model == "gemma3:12b"
     assert server.json_bodies("/api/chat")[-1]["model"] == "gemma3:12b"
 
@@ -157,6 +182,113 @@ def test_completions(line: str, expected: list[str]) -> None:
     word = "" if line.endswith(" ") else line.split()[-1]
     found = [c for c in completions(line, lambda: ["tiny", "gemma3:12b"]) if c.startswith(word)]
     assert found[: len(expected)] == expected
+
+
+def test_a_pasted_block_is_one_message_whatever_its_lines_say(server: OllamaTestServer) -> None:
+    repl(server, "first line\n/bye\n/set system x", '"""second', "paste\nin a block", 'end"""')
+    assert user_messages(server) == [
+        "first line\n/bye\n/set system x",
+        "second\npaste\nin a block\nend",
+    ], "the pasted /bye neither ended the REPL nor was a command"
+
+
+def test_save_of_a_model_built_from_a_file_is_from_the_model(server: OllamaTestServer) -> None:
+    record = server.add_model("fromfile:latest")
+    record["details"]["parent_model"] = "/root/.ollama/models/blobs/sha256-" + "7" * 64
+    screen, _ = repl(server, "hi", "/save saved", model="fromfile")
+    assert "Created new model 'saved'" in screen.stdout
+    assert server.json_bodies("/api/create")[-1]["from"] == "fromfile", "not the blob path"
+
+
+def test_save_keeps_a_parent_that_is_a_model_name(server: OllamaTestServer) -> None:
+    server.add_model("child:latest")["details"]["parent_model"] = "tiny:latest"
+    repl(server, "/save saved", model="child")
+    assert server.json_bodies("/api/create")[-1]["from"] == "tiny:latest", "as the Go CLI"
+
+
+@pytest.mark.parametrize(
+    ("version", "sent", "said", "note"),
+    [
+        ("0.9.3", True, "Set 'think' mode.", "note: this server (0.9.3) has no think levels"),
+        ("0.11.0", "high", "Set 'think' mode to 'high'.", ""),
+    ],
+)
+def test_a_think_level_is_true_on_a_server_without_levels(
+    server: OllamaTestServer, version: str, sent: object, said: str, note: str
+) -> None:
+    server.version = version
+    server.add_model("qwen3:latest", capabilities=["completion", "thinking"])
+    screen, _ = repl(server, "/set think high", "hi", model="qwen3")
+    assert server.json_bodies("/api/chat")[-1]["think"] == sent
+    assert said in screen.stdout.splitlines()
+    assert screen.stderr == (f"{note}; thinking on\n" if note else "")
+    result = on(server, "run", "qwen3", "--think=high", "hi")
+    assert result.exit_code == 0, result.stderr
+    assert server.json_bodies("/api/generate")[-1]["think"] == sent
+    assert result.stderr == (f"{note}; thinking on\n" if note else "")
+
+
+def test_image_is_refused_for_a_model_without_vision(
+    server: OllamaTestServer, tmp_path: Path
+) -> None:
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(PNG)
+    screen, _ = repl(server, f"/image {picture}", "what is it?")
+    assert 'error: model "tiny" does not take images' in screen.stdout
+    assert "Added image" not in screen.stderr
+    assert "images" not in server.json_bodies("/api/chat")[-1]["messages"][-1]
+    screen, _ = repl(server, f"/image {picture}", "what is it?", model="gemma3:12b")
+    assert f"Added image '{picture}'" in screen.stderr
+    assert len(server.json_bodies("/api/chat")[-1]["messages"][-1]["images"]) == 1
+
+
+def test_export_records_the_options_and_makes_no_folders(
+    server: OllamaTestServer, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope" / "chat.json"
+    screen, _ = repl(
+        server,
+        f"/export {tmp_path / 'early.md'}",
+        "/set parameter temperature 0.5",
+        "hi",
+        f"/export {missing}",
+        f"/export {tmp_path / 'chat.json'}",
+        f"/export {tmp_path / 'chat.md'}",
+    )
+    assert "Nothing to export." in screen.stdout and not (tmp_path / "early.md").exists()
+    assert f"error: cannot write '{missing}': No such file or directory" in screen.stdout
+    assert not missing.parent.exists(), "no folder was made"
+    assert json.loads((tmp_path / "chat.json").read_text())["options"] == {"temperature": 0.5}
+    assert "Options: `temperature=0.5`" in (tmp_path / "chat.md").read_text()
+
+
+def test_clear_and_load_name_every_conversation_saved_at_exit(
+    server: OllamaTestServer, tmp_path: Path
+) -> None:
+    store = ConversationStore(tmp_path / "chats")
+    screen, _ = repl(
+        server, "first", "/clear", "/clear", "second", "/load gemma3:12b", "third", store=store
+    )
+    said = [line.split()[3] for line in screen.stderr.splitlines() if line.startswith("Saved as")]
+    assert len(said) == 3 and sorted(said) == sorted(store.ids()), screen.stderr
+    assert [len(store.load(i).messages) for i in said] == [2, 2, 2]
+
+
+def test_a_resumed_conversation_is_replayed_wrapped(server: OllamaTestServer) -> None:
+    long = "lorem ipsum dolor sit amet consectetur " * 4
+    resumed = Conversation(
+        "abc",
+        "tiny",
+        messages=[
+            {"role": "user", "content": "a question"},
+            {"role": "assistant", "content": long},
+        ],
+    )
+    screen, _ = repl(server, conversation=resumed, columns=40)
+    lines = [line.rstrip() for line in lines_shown(screen.stdout)]
+    assert lines[0] == ">>> a question"
+    assert all(len(line) <= 35 for line in lines), lines
+    assert " ".join(lines[1:]).split() == long.split()
 
 
 def _chats(server: OllamaTestServer) -> list[dict]:

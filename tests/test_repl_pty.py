@@ -91,7 +91,10 @@ def test_a_session_with_set_show_multiline_ctrl_c_and_export(
     assert exported["messages"][4]["interrupted"] is True
     assert exported["messages"][-1] == {"role": "assistant", "content": "Hello, world!"}
     markdown = (tmp_path / "chat.md").read_text()
-    assert markdown.startswith("# Chat with tiny\n\n## System\n\nTalk like a pirate.\n")
+    assert markdown.startswith(
+        "# Chat with tiny\n\nOptions: `temperature=0.5`\n\n## System\n\nTalk like a pirate.\n"
+    ), "with the options set by /set parameter"
+    assert exported["options"] == {"temperature": 0.5}
     assert "## User\n\nfirst line\nsecond line\n" in markdown
     assert "*(interrupted)*" in markdown
 
@@ -162,7 +165,8 @@ def test_chat_repl_resumes_retries_attaches_images_and_says_where_it_saved(
     (tmp_path / "cat.png").write_bytes(PNG)
 
     child = spawn(server, "chat", "--continue", "-i", str(tmp_path / "cat.png"))
-    child.expect_exact(">>> earlier question\r\nHello, world!\r\n\r\n>>> ")
+    child.expect_exact(">>> earlier question\r\nHello, world!\r\n\r\n")
+    child.expect_exact(">>> ")
     say(child, "/retry", "Hello, world!")
     assert chat_messages(server) == [{"role": "user", "content": "earlier question"}]
     say(child, f"/image {tmp_path / 'cat.png'}", f"Added image '{tmp_path / 'cat.png'}'")
@@ -181,7 +185,7 @@ def test_chat_repl_resumes_retries_attaches_images_and_says_where_it_saved(
 def test_load_save_and_clear(server: OllamaTestServer, data_dir: Path) -> None:
     child = spawn(server, "run", "tiny")
     child.expect_exact(">>> ")
-    say(child, "/load nosuch", "Loading model 'nosuch'", "Couldn't find model 'nosuch'")
+    say(child, "/load nosuch", "Loading model 'nosuch'", "error: model 'nosuch' not found")
     say(child, "/load gemma3:12b", "Loading model 'gemma3:12b'")
     say(child, "remember me", "Hello, world!")
     say(child, "/save my-session", "Created new model 'my-session'")

@@ -140,6 +140,7 @@ def test_thinking_goes_to_stderr_plain_off_a_terminal(server: OllamaTestServer) 
 
 def test_hidethinking_still_thinks_but_shows_nothing(server: OllamaTestServer) -> None:
     server.add_model("qwen3", capabilities=["completion", "thinking"])
+    server.version = "0.11.0"  # the first to take levels
     server.generation["thinking"] = ["hmm"]
     result = on(server, "run", "qwen3", "hi", "--think=high", "--hidethinking", "--json")
     assert result.exit_code == 0, result.stderr

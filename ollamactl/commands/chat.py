@@ -6,12 +6,13 @@ One answer, or the REPL on a terminal; ``chat list|show|rm`` manage the saved on
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import IO, Any
 
 import click
 
 from ollamactl import render
-from ollamactl.answer import StreamPrinter, finish_answer
+from ollamactl.answer import StreamPrinter, finish_answer, text_writer
 from ollamactl.app import App, echo_json, pass_app, warn
 from ollamactl.completion import complete_models
 from ollamactl.conversations import ConversationStore, transcript
@@ -33,7 +34,7 @@ from ollamactl.options import (
     json_file_option,
     json_option,
 )
-from ollamactl.session import Session, capabilities
+from ollamactl.session import Session, capabilities, fit_think
 
 SESSION_COMMAND = "session"
 #: What the arguments of ``chat [MODEL] [PROMPT]...`` are, for its help.
@@ -168,6 +169,7 @@ def chat_session(
     if "embedding" in capabilities(info):
         raise UsageError(f"{model} is an embedding model", hint="use `ollamactl embed`")
     check_can_generate(info)
+    request.think = fit_think(app.client, request.think, partial(click.echo, err=True))
     if conversation is None:
         conversation = store.new(model)
     else:
@@ -253,7 +255,8 @@ def chat_list(as_json: bool) -> None:
 @chat.command("show")
 @click.argument("conversation_id", metavar="ID")
 @json_option("the stored conversation")
-def chat_show(conversation_id: str, as_json: bool) -> None:
+@pass_app
+def chat_show(app: App, conversation_id: str, as_json: bool) -> None:
     """Print a saved conversation (an ID prefix is enough).
 
     \b
@@ -264,8 +267,8 @@ def chat_show(conversation_id: str, as_json: bool) -> None:
     conversation = ConversationStore().load(conversation_id)
     if as_json:
         echo_json(conversation.to_dict())
-    else:
-        click.echo(transcript(conversation), nl=False)
+    else:  # words wrapped on a terminal, as the REPL showed them
+        text_writer(app.terminal, app.terminal.stdout, wrap=True)(transcript(conversation))
 
 
 @chat.command("rm")

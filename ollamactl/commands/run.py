@@ -8,6 +8,7 @@ stderr. On an embedding model it prints the embedding.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -31,7 +32,7 @@ from ollamactl.generation import (
 )
 from ollamactl.options import GenerationCommand, embedding_options, generation_options
 from ollamactl.params import RequestOptions
-from ollamactl.session import Session, capabilities, request_arguments
+from ollamactl.session import Session, capabilities, fit_think, request_arguments
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON
@@ -88,6 +89,7 @@ def run(
         _embed_prompt(app, model, text, request, display, truncate, dimensions)
         return
     check_can_generate(info)
+    request.think = fit_think(app.client, request.think, partial(click.echo, err=True))
     if interactive:
         from ollamactl.repl import Repl
 

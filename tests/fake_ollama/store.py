@@ -240,6 +240,8 @@ class ModelStore(FakeHTTPServer):
         self.registry: dict[str, dict[str, Any]] = {}
         self.blobs: dict[str, bytes] = {}
         self.running: dict[str, dict[str, Any]] = {}
+        #: What /api/version answers (think levels exist from 0.11.0).
+        self.version = VERSION
         #: Length of every embedding (and of the models' embedding_length in /api/show).
         self.embedding_length = 8
 
@@ -323,7 +325,7 @@ class ModelStore(FakeHTTPServer):
         return text_reply(200, "Ollama is running", TEXT_TYPE)
 
     def _version(self, request: RecordedRequest) -> Result:
-        return json_reply({"version": VERSION})
+        return json_reply({"version": self.version})
 
     def _tags(self, request: RecordedRequest) -> Result:
         fields = ("name", "model", "modified_at", "size", "digest", "details")
