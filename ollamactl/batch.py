@@ -17,7 +17,7 @@ How a run works (threads, queues, sessions):
   ``parallel`` slots (OLLAMA_NUM_PARALLEL) busy, with no pool to size or lock to share.
 - Requests are ``stream: false``: the server joins the answer, the client parses one JSON
   object per prompt (the CPU that counts when thousands of prompts share two cores), and
-  an answer counts only with ``done: true``.
+  an answer counts only with ``done: true`` (the client's stream reader checks it).
 - Workers take the retries that are due first, then fresh items in input order, and put
   every answered or failed item on a bounded event queue.
 - The calling thread writes each finished item as one whole line, keeps the counts and
@@ -717,7 +717,7 @@ class Batch:
                 self._put(_Finished(item.seq, encode(record), server, True, count))
 
     def _ask(self, client: Client, server: _Server, item: Item) -> JSON:
-        """One request for ``item``; the answer must be complete (``done: true``)."""
+        """One request for ``item``: its answer (complete, or the client raises)."""
         arguments = {**item.body, "stream": False}
         if server.options:
             arguments["options"] = {**server.options, **item.body.get("options", {})}
@@ -725,10 +725,7 @@ class Batch:
             arguments.setdefault("keep_alive", server.keep_alive)
         call = client.chat if item.chat else client.generate
         last = deque(call(self.model, **arguments), maxlen=1)
-        answer: JSON = last[0] if last else {}
-        if answer.get("done") is not True:
-            raise StreamBroken(f"the answer from {client.base_url} ended before it was done")
-        return answer
+        return last[0]
 
     def _failed(self, server: _Server, item: Item, error: OllamactlError | _ServerFault) -> None:
         """Retry ``item`` (elsewhere if the server is at fault) or record it as failed."""

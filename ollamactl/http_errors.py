@@ -7,6 +7,7 @@ printing and no click: the client raises what these return.
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -146,14 +147,80 @@ def idle_timeout(url: str, base_url: str, seconds: float) -> ServerTimeout:
     )
 
 
+def too_slow(url: str, base_url: str, seconds: float) -> ServerTimeout:
+    """The answer kept arriving, too slowly to be complete within ``seconds``."""
+    return ServerTimeout(
+        f"the server at {base_url} did not complete its answer within {seconds:g}s",
+        url=url,
+        hint="it trickled in; raise --read-timeout if the server or the network is that slow",
+    )
+
+
+def no_answer(url: str, base_url: str, seconds: float, tries: int) -> ServerTimeout:
+    """Every one of ``tries`` tries timed out (after ``seconds`` each)."""
+    return ServerTimeout(
+        f"no answer from the server at {base_url} after {tries} tries of {seconds:g}s",
+        url=url,
+        hint="raise --read-timeout for slow model loads, or --retries",
+    )
+
+
+def cut_short(url: str, base_url: str) -> StreamBroken:
+    """A stream that ended cleanly before its last event (``done``, ``success``)."""
+    return StreamBroken(
+        f"the server at {base_url} closed the stream before the answer was complete",
+        url=url,
+        hint="the server or a gateway ended it early; what arrived was kept, run it again",
+    )
+
+
+def too_large(url: str, base_url: str, limit: int) -> BadResponse:
+    """A body larger than ``limit`` bytes once decompressed."""
+    return BadResponse(
+        f"the answer of the server at {base_url} is larger than {limit >> 20} MiB"
+        " (once decompressed); ollamactl reads no more",
+        url=url,
+    )
+
+
+def downgrade(url: str, target: str) -> ConnectionFailed:
+    """A redirect from https to plain http (the request would travel in clear text)."""
+    parts = urlsplit(target)
+    return ConnectionFailed(
+        f"{url} redirects to plain http://{parts.hostname or ''}"
+        f"{f':{parts.port}' if parts.port else ''}: a redirect from https to http is not followed",
+        url=url,
+        hint="the request and its credentials would travel unencrypted; fix the server's"
+        " redirect, or give the http:// URL as --host if you mean it",
+    )
+
+
+def busy(response: requests.Response, base_url: str, asked: float, longest: float) -> APIError:
+    """A busy server (429, 503, ...) that asks to wait longer than ``longest`` seconds."""
+    return APIError(
+        f"the server at {base_url} is busy (HTTP {response.status_code}) and asks to wait"
+        f" {asked:g}s before trying again, longer than ollamactl waits ({longest:g}s)",
+        url=response.url,
+        status=response.status_code,
+        hint="try again later",
+    )
+
+
 def status_error(
-    response: requests.Response, base_url: str, credential_source: str | None
+    response: requests.Response,
+    body: bytes,
+    base_url: str,
+    credential_source: str | None,
+    retry_after: float | None = None,
 ) -> OllamactlError:
-    """What an HTTP status of 400 or more means (the body already read)."""
+    """What an HTTP status of 400 or more with ``body`` means.
+
+    ``retry_after``: the seconds a busy server asked to wait (its ``Retry-After``).
+    """
     status, url = response.status_code, response.url
-    message = _error_message(response)
+    message = _error_message(body)
     if status in (401, 403):
-        if status == 403 and not response.content:  # Ollama's allowed-hosts check
+        if status == 403 and not body:  # Ollama's allowed-hosts check
             hint = (
                 "an empty 403 is Ollama refusing a foreign Host header: a server bound to"
                 " loopback behind a proxy needs the proxy to send Host: localhost:11434"
@@ -171,28 +238,33 @@ def status_error(
         )
     if message is None and status in _GATEWAY_ERRORS:
         title, hint = _GATEWAY_ERRORS[status]
-        return BadResponse(
+        error: OllamactlError = BadResponse(
             f"the gateway at {base_url} answered HTTP {status} {title}"
-            f" with {_body_kind(response)}, not the Ollama API",
+            f" with {_body_kind(response, body)}, not the Ollama API",
             url=url,
             status=status,
             hint=hint,
         )
-    if message is None:
-        return BadResponse(
-            f"the server at {url} answered HTTP {status} with {_body_kind(response)}",
+    elif message is None:
+        error = BadResponse(
+            f"the server at {url} answered HTTP {status} with {_body_kind(response, body)}",
             url=url,
             status=status,
             hint=base_url_hint(base_url),
         )
-    return api_error(message, url=url, status=status)
+    else:
+        error = api_error(message, url=url, status=status)
+    if retry_after is not None and status in (429, 503):
+        asked = f"the server asks to wait {retry_after:g}s before trying again"
+        error.hint = f"{error.hint}; {asked}" if error.hint else asked
+    return error
 
 
-def not_json(response: requests.Response, base_url: str) -> BadResponse:
+def not_json(response: requests.Response, body: bytes, base_url: str) -> BadResponse:
     """A successful answer that is not JSON (a web page where the API was expected)."""
     return BadResponse(
         f"the server at {response.url} answered HTTP {response.status_code}"
-        f" with {_body_kind(response)} where JSON was expected",
+        f" with {_body_kind(response, body)} where JSON was expected",
         url=response.url,
         status=response.status_code,
         hint=base_url_hint(base_url),
@@ -213,20 +285,23 @@ def base_url_hint(base_url: str) -> str:
     )
 
 
-def _error_message(response: requests.Response) -> str | None:
+def _error_message(body: bytes) -> str | None:
     """The ``error`` of a JSON error body, or ``None`` when the body is not Ollama's JSON."""
     try:
-        body = response.json()
+        value = json.loads(body)
     except ValueError:
         return None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return str(value["error"])
     return None
 
 
-def _body_kind(response: requests.Response) -> str:
+def _body_kind(response: requests.Response, body: bytes) -> str:
     """Describe a body that is not Ollama's JSON: an HTML page (with its title), text, nothing."""
-    text = response.text if response.content else ""
+    try:
+        text = body.decode(response.encoding or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        text = body.decode("utf-8", "replace")
     if not text.strip():
         return "an empty body"
     if "html" in response.headers.get("Content-Type", "") or text.lstrip().startswith("<"):

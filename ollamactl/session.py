@@ -136,7 +136,9 @@ class Session:
         """Send the history to ``/api/chat``; ``printer`` shows the answer as it streams.
 
         Ctrl-C keeps the partial answer in the history, marked ``interrupted``, and
-        re-raises KeyboardInterrupt.
+        re-raises KeyboardInterrupt. So does an error once part of the answer arrived (a
+        stream cut short or broken off, an error line): the answer is complete only with
+        the server's last event, which the client checks.
         """
         arguments = request_arguments(self.request, self.info)
         if self.tools is not None:
@@ -150,6 +152,10 @@ class Session:
             printer.stream(events, reply, chat=True)
         except KeyboardInterrupt:
             self._record(reply, interrupted=True)
+            raise
+        except OllamactlError:
+            if reply.text or reply.thinking or reply.tool_calls:
+                self._record(reply, interrupted=True)
             raise
         self._record(reply)
         return reply

@@ -28,7 +28,7 @@ from tests.helpers import seed
 
 pytest_plugins = ["tests.backends", "tests.gateway"]
 
-ISOLATED_PREFIXES = ("OLLAMA_", "OLLAMACTL_", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+ISOLATED_PREFIXES = ("OLLAMA_", "OLLAMACTL_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_")
 
 
 @pytest.hookimpl(tryfirst=True)
