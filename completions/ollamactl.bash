@@ -19,6 +19,9 @@ _ollamactl_completion() {
             COMPREPLY+=("$value")
         fi
     done
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == */ ]]; then
+        compopt -o nospace  # a folder (--format @dir/): go on typing inside it
+    fi
 
     return 0
 }

@@ -126,6 +126,9 @@ class OllamaGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         entry = COMMANDS.get(cmd_name)
+#: Commands that change the server's models or the ones in memory: the completion cache of
+#: that server is dropped after them, so the next TAB offers what is there now.
+CHANGES_MODELS = frozenset(("pull", "cp", "create", "rm", "run", "chat", "embed", "batch", "stop"))
         if entry is None:
             return None
         module, _, attribute = entry.target.partition(":")
@@ -176,6 +179,11 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
 
 
 @click.group(
+        finally:
+            if ctx.invoked_subcommand in CHANGES_MODELS and isinstance(ctx.obj, App):
+                from ollamactl.completion import forget_server
+
+                forget_server(ctx.obj.flags)
     cls=OllamaGroup,
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"]},

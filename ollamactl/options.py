@@ -112,7 +112,10 @@ header_option = click.option(
 )
 #: ``--ca-cert``: a global option, and a field of ``config profile add``.
 ca_cert_option = click.option(
-    "--ca-cert", metavar="PATH", help="CA bundle to verify the server's certificate."
+    "--ca-cert",
+    type=click.Path(),
+    metavar="PATH",
+    help="CA bundle to verify the server's certificate.",
 )
 
 
@@ -271,6 +274,12 @@ def _explicit_think(args: list[str]) -> list[str]:
     >>> _explicit_think(["m", "--think", "why?"]), _explicit_think(["m", "--think", "high"])
     (['m', '--think=true', 'why?'], ['m', '--think', 'high'])
     """
+def _complete_format(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from ollamactl.completion import complete_format  # on a TAB only
+
+    return complete_format(ctx, param, incomplete)
+
+
     from ollamactl.params import THINK_LEVELS
 
     rewritten = []
@@ -282,9 +291,11 @@ def _explicit_think(args: list[str]) -> list[str]:
         rewritten.append("--think=true" if is_bare else arg)
     return rewritten
 
+            shell_complete=_complete_format,
 
 class GenerationCommand(click.Command):
     """A command whose ``--think`` takes an optional level, as ``ollama run --think``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+            type=click.Path(),
         return super().parse_args(ctx, _explicit_think(args))

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.shell_completion import ShellComplete
 
+from ollamactl import completion
 from ollamactl.cli import cli
 from ollamactl.client import Client
 from ollamactl.config import Flags, resolve, save_config
+from ollamactl.conversations import Conversation, ConversationStore
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import dead_url, run_cli
 
@@ -139,3 +146,182 @@ def test_committed_completion_scripts_are_what_the_code_generates(shell: str) ->
     assert run_cli("completion", shell).stdout == committed, (
         "stale completions/: run python scripts/gen_completions.py"
     )
+
+
+def complete_items(args: list[str], incomplete: str) -> list[tuple[str, str, str | None]]:
+    """(type, value, description) of each candidate for ``ollamactl ARGS INCOMPLETE<TAB>``."""
+    completer = ShellComplete(cli, {}, "ollamactl", "_OLLAMACTL_COMPLETE")
+    return [(i.type, str(i.value), i.help) for i in completer.get_completions(args, incomplete)]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[str, Callable[[], int]]]:
+    """A URL whose server accepts connections and never answers, and a count of them."""
+    with closing(socket.socket()) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.setblocking(False)
+
+        def connections() -> int:
+            count = 0
+            with suppress(BlockingIOError):
+                while True:
+                    listener.accept()[0].close()
+                    count += 1
+            return count
+
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", connections
+
+
+def test_a_server_that_does_not_answer_is_not_asked_again_at_once(
+    silent_server: tuple[str, Callable[[], int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, connections = silent_server
+    monkeypatch.setattr(completion, "SERVER_TIMEOUT", 0.2)
+    assert complete(["--host", url, "rm"], "") == []
+    assert connections() == 1
+    assert complete(["--host", url, "rm"], "") == [] and complete(["--host", url, "stop"], "") == []
+    assert connections() == 0, "a second TAB within DOWN_SECONDS does not wait for it again"
+
+
+def test_a_failed_server_is_asked_again_once_the_note_is_old(
+    server: OllamaTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.stop()
+    assert complete(["--host", server.url, "rm"], "") == []
+    with OllamaTestServer(port=server.port) as again:
+        again.add_model("tiny:latest")
+        assert complete(["--host", again.url, "rm"], "") == []  # still noted as down
+        monkeypatch.setattr(completion, "DOWN_SECONDS", 0.0)
+        assert complete(["--host", again.url, "rm"], "tin") == ["tiny:latest"]
+
+
+def test_a_host_name_that_does_not_resolve_in_time_costs_one_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deadline covers the name lookup too (getaddrinfo has no timeout of its own)."""
+    released = threading.Event()
+    lookups: list[str] = []
+
+    def hanging_lookup(host: str, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(host)
+        released.wait(30)
+        raise socket.gaierror("released")
+
+    monkeypatch.setattr(completion, "SERVER_TIMEOUT", 0.2)
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_lookup)
+    try:
+        assert complete(["--host", "http://slow-dns.invalid:11434", "rm"], "") == []
+        assert complete(["--host", "http://slow-dns.invalid:11434", "rm"], "") == []
+    finally:
+        released.set()
+    assert lookups == ["slow-dns.invalid"]
+
+
+def seed_registry_and_modelfile(server: OllamaTestServer, folder: Path) -> Path:
+    server.add_registry_model("fresh:latest", [1000])
+    modelfile = folder / "Modelfile"
+    modelfile.write_text("FROM tiny:latest\nSYSTEM Be brief.\n")
+    return modelfile
+
+
+@pytest.mark.parametrize(
+    ("command", "typed", "before", "after"),
+    [
+        (["pull", "fresh"], "fr", [], ["fresh:latest"]),
+        (["cp", "tiny", "copied"], "cop", [], ["copied:latest"]),
+        (["create", "made", "-f", "{modelfile}"], "ma", [], ["made:latest"]),
+        (["rm", "-y", "gemma3:12b"], "gem", ["gemma3:12b"], []),
+    ],
+)
+def test_the_next_tab_after_a_command_that_changes_models_asks_again(
+    server: OllamaTestServer,
+    tmp_path: Path,
+    command: list[str],
+    typed: str,
+    before: list[str],
+    after: list[str],
+) -> None:
+    modelfile = seed_registry_and_modelfile(server, tmp_path)
+    assert complete(["--host", server.url, "show"], typed) == before  # now in the cache
+    args = [arg.format(modelfile=modelfile) for arg in command]
+    assert run_cli("--host", server.url, *args).exit_code == 0
+    assert complete(["--host", server.url, "show"], typed) == after
+
+
+def test_running_models_are_asked_again_after_run_and_stop(server: OllamaTestServer) -> None:
+    assert complete(["--host", server.url, "stop"], "") == []
+    assert run_cli("--host", server.url, "run", "tiny", "hi").exit_code == 0
+    assert complete(["--host", server.url, "stop"], "") == ["tiny:latest"]
+    assert run_cli("--host", server.url, "stop", "tiny").exit_code == 0
+    assert complete(["--host", server.url, "stop"], "") == []
+
+
+def test_a_command_that_changes_nothing_keeps_the_cache(server: OllamaTestServer) -> None:
+    assert complete(["--host", server.url, "show"], "gem") == ["gemma3:12b"]
+    server.models.clear()
+    assert run_cli("--host", server.url, "list").exit_code == 0
+    assert complete(["--host", server.url, "show"], "gem") == ["gemma3:12b"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "tiny", "-i"],
+        ["chat", "tiny", "--image"],
+        ["chat", "--messages"],
+        ["chat", "--tools"],
+        ["embed", "tiny", "-f"],
+        ["create", "x", "-f"],
+        ["batch", "tiny"],
+        ["batch", "tiny", "-o"],
+        ["--ca-cert"],
+        ["config", "profile", "add", "lab", "--ca-cert"],
+    ],
+)
+def test_options_that_take_a_file_complete_file_names(args: list[str]) -> None:
+    assert complete_items(args, "sub") == [("file", "sub", None)]
+
+
+def test_format_completes_json_or_the_files_after_the_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    (work / "schemas").mkdir(parents=True)
+    (work / "schemas" / "answer.json").write_text("{}")
+    (work / "schema.json").write_text("{}")
+    (work / ".hidden.json").write_text("{}")
+    monkeypatch.chdir(work)
+    for args in (["run", "tiny", "--format"], ["chat", "--format"], ["batch", "tiny", "--format"]):
+        assert complete(args, "") == ["json"]
+        assert complete(args, "@") == ["@schema.json", "@schemas/"]
+        assert complete(args, "@schemas/") == ["@schemas/answer.json"]
+        assert complete(args, "@.h") == ["@.hidden.json"]
+        assert complete(args, f"@{work}/sche") == [f"@{work}/schema.json", f"@{work}/schemas/"]
+
+
+def save_conversation(conversation_id: str, model: str, question: str) -> None:
+    conversation = Conversation(id=conversation_id, model=model)
+    conversation.messages.append({"role": "user", "content": question})
+    ConversationStore().save(conversation)
+
+
+def test_saved_conversations_complete_with_their_model_and_first_words() -> None:
+    save_conversation("3fa9c1", "tiny:latest", "Why is the sky blue?\nAnd the sea?")
+    save_conversation("3fb000", "gemma3:12b", "Name three rivers")
+    save_conversation("a11111", "tiny:latest", "")
+    expected = [
+        ("plain", "3fa9c1", "tiny:latest Why is the sky blue?"),
+        ("plain", "3fb000", "gemma3:12b Name three rivers"),
+    ]
+    for args in (["chat", "--resume"], ["chat", "show"], ["chat", "rm"]):
+        assert sorted(complete_items(args, "3f")) == expected
+    assert complete_items(["chat", "show"], "a") == [("plain", "a11111", "tiny:latest")]
+    assert [value for _, value, _ in complete_items(["chat", "rm", "3fa9c1"], "3f")] == ["3fb000"]
+
+
+def test_help_completes_the_commands_below_the_words_given() -> None:
+    assert complete(["help"], "ver") == ["version"]
+    assert complete(["help", "config"], "pro") == ["profile"]
+    assert complete(["help", "config", "profile"], "a") == ["add"]
+    assert complete(["help", "version"], "") == []

@@ -1,22 +1,26 @@
 """Completion in the real shells: bash, zsh and fish load completions/ and complete names.
 
 Names such as ``gemma3:12b`` are the hard part: bash splits words at ``:``
-(COMP_WORDBREAKS), so the candidates must fit what readline replaces.
+(COMP_WORDBREAKS), so the candidates must fit what readline replaces. Each set-up that
+docs/configuration.md gives is run as written there, in a stock shell with an empty home.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pexpect
 import pytest
 
 from ollamactl.config import config_path
+from ollamactl.conversations import Conversation, ConversationStore
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import require_program
 
@@ -25,6 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BASH_SCRIPT = ROOT / "completions" / "ollamactl.bash"
 ZSH_SCRIPT = ROOT / "completions" / "_ollamactl"
 FISH_SCRIPT = ROOT / "completions" / "ollamactl.fish"
+SETUP_DOC = ROOT / "docs" / "configuration.md"
+#: The bash-completion package's loader, and the default ~/.bashrc of Debian that loads it.
+BASH_COMPLETION = Path("/usr/share/bash-completion/bash_completion")
+SKELETON_BASHRC = Path("/etc/skel/.bashrc")
 
 
 @pytest.fixture
@@ -43,6 +51,19 @@ def fish() -> str:
     return str(found)
 
 
+def write_launcher(folder: Path) -> None:
+    """``ollamactl`` in ``folder``: this checkout, or with $ECHO_ARGS set, its arguments in []."""
+    launcher = folder / "ollamactl"
+    launcher.write_text(
+        "#!/bin/sh\n"
+        'if [ -n "$ECHO_ARGS" ] && [ -z "$_OLLAMACTL_COMPLETE" ]; then\n'
+        "    printf '[%s]' \"$@\"; echo; exit 0\n"
+        "fi\n"
+        f'exec {shlex.quote(sys.executable)} -m ollamactl "$@"\n'
+    )
+    launcher.chmod(0o755)
+
+
 @pytest.fixture
 def shell_env(server: OllamaTestServer, tmp_path: Path) -> dict[str, str]:
     """An environment where `ollamactl` runs this checkout against the test server."""
@@ -52,9 +73,7 @@ def shell_env(server: OllamaTestServer, tmp_path: Path) -> dict[str, str]:
     path.write_text(f'[profiles.gpu]\nhost = "{server.url}"\n[profiles.laptop]\nhost = "x:1"\n')
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    launcher = bin_dir / "ollamactl"
-    launcher.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m ollamactl "$@"\n')
-    launcher.chmod(0o755)
+    write_launcher(bin_dir)
     return {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
@@ -200,5 +219,171 @@ def test_bash_and_zsh_complete_a_command_name(shell_env: dict[str, str], zsh: st
         shell.sendline(f"source {shlex.quote(str(ZSH_SCRIPT))}")
         shell.send("ollamactl vers\t --help\r")
         shell.expect("Usage: ollamactl version")
+    finally:
+        shell.close(force=True)
+
+
+# -- file names, schemas after @, conversation IDs ------------------------------------------
+
+
+@pytest.fixture
+def work_folder(tmp_path: Path) -> Path:
+    """A current folder with an image, schemas, and a saved conversation in the data dir."""
+    work = tmp_path / "work"
+    (work / "photos").mkdir(parents=True)
+    (work / "photos" / "cat.png").write_bytes(b"png")
+    (work / "schemas").mkdir()
+    (work / "schemas" / "answer.json").write_text("{}")
+    conversation = Conversation(id="3fa9c1", model="tiny:latest")
+    conversation.messages.append({"role": "user", "content": "Why is the sky blue?"})
+    ConversationStore().save(conversation)
+    return work
+
+
+def start_shell(name: str, env: dict[str, str], cwd: Path) -> pexpect.spawn:
+    """bash, zsh or fish without the user's start-up files, with completions/ loaded."""
+    argv, script = {
+        "bash": (["bash", "--norc", "--noprofile", "-i"], BASH_SCRIPT),
+        "zsh": (["zsh", "-f", "-i"], ZSH_SCRIPT),
+        "fish": (["fish", "--no-config", "-i"], FISH_SCRIPT),
+    }[name]
+    found = shutil.which(argv[0])
+    require_program(found, f"{name} is not installed (apt-get install {name})")
+    shell = pexpect.spawn(argv[0], argv[1:], env=env, encoding="utf-8", timeout=20, cwd=cwd)
+    shell.sendline(f"source {shlex.quote(str(script))}")
+    wait_for_prompt(shell)
+    return shell
+
+
+def wait_for_prompt(shell: pexpect.spawn) -> None:
+    """Wait until the shell has run what was sent so far (its echo differs from the output)."""
+    shell.sendline("echo RE''ADY")
+    shell.expect("READY")
+
+
+def completed_arguments(shell: pexpect.spawn, keys: str) -> str:
+    """Type ``keys`` (TAB completes), press Enter; the arguments as the launcher echoes them."""
+    shell.send(keys + "\r")
+    shell.expect(r"\n(\[[^\r\n]*\])\r?\n")
+    return str(shell.match.group(1))
+
+
+@pytest.mark.pty
+@pytest.mark.parametrize("name", ["bash", "zsh", "fish"])
+def test_file_names_schemas_and_conversations_complete_in_each_shell(
+    shell_env: dict[str, str], work_folder: Path, name: str
+) -> None:
+    shell = start_shell(name, {**shell_env, "ECHO_ARGS": "1"}, work_folder)
+    try:
+        typed = completed_arguments(shell, "ollamactl run tiny -i photos/c\t")
+        assert typed.endswith("[-i][photos/cat.png]")
+        typed = completed_arguments(shell, "ollamactl run tiny --format @sch\t\t")
+        assert typed.endswith("[--format][@schemas/answer.json]")  # no space after the folder
+        assert completed_arguments(shell, "ollamactl chat show 3f\t") == "[chat][show][3fa9c1]"
+    finally:
+        shell.close(force=True)
+
+
+def test_bash_keeps_the_at_of_a_schema_file(shell_env: dict[str, str], work_folder: Path) -> None:
+    """``@`` breaks words in bash but stays in the word readline replaces (a special prefix)."""
+    script = f"""
+        source {shlex.quote(str(BASH_SCRIPT))}
+        compopt() {{ :; }}  # the real one works only while readline completes
+        COMP_LINE='ollamactl run tiny --format @sch'
+        COMP_POINT=${{#COMP_LINE}}
+        COMP_WORDS=(ollamactl run tiny --format @ sch)
+        COMP_CWORD=5
+        _ollamactl_completion ollamactl
+        printf '%s\\n' "${{COMPREPLY[@]}}"
+    """
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        env=shell_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=work_folder,
+    )
+    assert (done.stdout, done.stderr) == ("@schemas/\n", "")
+
+
+# -- the set-ups of docs/configuration.md, in stock shells ----------------------------------
+
+
+@dataclass
+class SetUp:
+    """One shell's set-up as the docs give it: commands to run once, lines for its rc files."""
+
+    shell: str
+    title: str
+    commands: list[str] = field(default_factory=list)
+    rc_lines: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def needs_bash_completion(self) -> bool:
+        return "bash-completion" in self.title
+
+
+def documented_setups() -> list[SetUp]:
+    """Every set-up in the code blocks of the docs' "Shell completion" section.
+
+    A comment ``# SHELL...: add to ~/FILE`` or ``...: run once`` starts one; a later
+    comment with ``add to ~/FILE`` sends the lines after it to that file.
+    """
+    text = SETUP_DOC.read_text()
+    section = text[text.index("## Shell completion") :]
+    setups: list[SetUp] = []
+    target: str | None = None
+    for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL):
+        for line in filter(str.strip, block.splitlines()):
+            if line.startswith("#"):
+                started = re.match(r"# (bash|zsh|fish)\b", line)
+                if started:
+                    setups.append(SetUp(started.group(1), line))
+                rc_file = re.search(r"add to (~/\S+)", line)
+                target = rc_file.group(1) if rc_file else None if "run once" in line else target
+            elif target:
+                setups[-1].rc_lines.setdefault(target, []).append(line)
+            else:
+                setups[-1].commands.append(line)
+    return setups
+
+
+@pytest.mark.pty
+@pytest.mark.parametrize(
+    "setup", documented_setups(), ids=lambda s: f"{s.shell}-{'file' if s.commands else 'rc'}"
+)
+def test_each_documented_setup_completes_in_a_stock_shell(
+    shell_env: dict[str, str], tmp_path: Path, setup: SetUp
+) -> None:
+    program = shutil.which(setup.shell)
+    require_program(program, f"{setup.shell} is not installed (apt-get install {setup.shell})")
+    home = tmp_path / "stock-home"
+    home.mkdir()
+    env = {k: v for k, v in shell_env.items() if not k.startswith(("XDG_", "ZDOTDIR", "PS1"))}
+    env |= {"HOME": str(home), "INPUTRC": "/etc/inputrc"}
+    if setup.needs_bash_completion:
+        loads = SKELETON_BASHRC.is_file() and "bash_completion" in SKELETON_BASHRC.read_text()
+        require_program(
+            BASH_COMPLETION.is_file() and loads,
+            "the bash-completion package is not installed (apt-get install bash-completion)",
+        )
+        shutil.copy(SKELETON_BASHRC, home / ".bashrc")
+    for command in setup.commands:
+        done = subprocess.run(
+            [str(program), "-c", command], env=env, cwd=home, capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, (command, done.stderr)
+    for rc_file, lines in setup.rc_lines.items():
+        path = home / rc_file.removeprefix("~/")
+        with path.open("a") as rc:
+            rc.write("".join(f"{line}\n" for line in lines))
+    shell = pexpect.spawn(str(program), ["-i"], env=env, encoding="utf-8", timeout=20, cwd=home)
+    try:
+        wait_for_prompt(shell)
+        shell.send("ollamactl vers\t --help\r")
+        shell.expect("Usage: ollamactl version")
+        wait_for_prompt(shell)
+        assert type_and_run(shell, ["ollamactl rm --dry-run nom\t"]) == "nomic-embed-text:latest"
     finally:
         shell.close(force=True)

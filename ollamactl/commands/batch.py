@@ -26,7 +26,7 @@ from ollamactl.batch import (
     answered_ids,
     count_prompts,
 )
-from ollamactl.completion import complete_models
+from ollamactl.completion import complete_format, complete_models
 from ollamactl.config import config_path, load_config
 from ollamactl.errors import Interrupted, ModelNotFound, OllamactlError, UsageError
 from ollamactl.options import keepalive_option
@@ -93,6 +93,7 @@ PLAIN_SECONDS = 10.0
     metavar="LEVEL",
     help="Thinking of every prompt: true, false, high, medium, low, max.",
 )
+    shell_complete=complete_format,
 @keepalive_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 @pass_app

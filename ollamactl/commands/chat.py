@@ -14,7 +14,7 @@ import click
 from ollamactl import render
 from ollamactl.answer import StreamPrinter, finish_answer, text_writer
 from ollamactl.app import App, echo_json, pass_app, warn
-from ollamactl.completion import complete_models
+from ollamactl.completion import complete_conversations, complete_models
 from ollamactl.conversations import ConversationStore, transcript
 from ollamactl.errors import UsageError
 from ollamactl.generation import (
@@ -124,7 +124,12 @@ def chat() -> None:
 @click.argument("model", required=False, shell_complete=complete_models)
 @click.argument("prompt", nargs=-1)
 @click.option("--continue", "continue_last", is_flag=True, help="Continue the last conversation.")
-@click.option("--resume", metavar="ID", help="Continue a saved conversation.")
+@click.option(
+    "--resume",
+    metavar="ID",
+    help="Continue a saved conversation.",
+    shell_complete=complete_conversations,
+)
 @json_file_option("--messages", "Send a prepared JSON array of messages ('-': stdin).")
 @json_file_option("--tools", "Offer the tools of a JSON array; print tool calls as JSON.")
 @generation_options
@@ -253,7 +258,7 @@ def chat_list(as_json: bool) -> None:
 
 
 @chat.command("show")
-@click.argument("conversation_id", metavar="ID")
+@click.argument("conversation_id", metavar="ID", shell_complete=complete_conversations)
 @json_option("the stored conversation")
 @pass_app
 def chat_show(app: App, conversation_id: str, as_json: bool) -> None:
@@ -272,7 +277,13 @@ def chat_show(app: App, conversation_id: str, as_json: bool) -> None:
 
 
 @chat.command("rm")
-@click.argument("conversation_ids", metavar="ID...", nargs=-1, required=True)
+@click.argument(
+    "conversation_ids",
+    metavar="ID...",
+    nargs=-1,
+    required=True,
+    shell_complete=complete_conversations,
+)
 def chat_rm(conversation_ids: tuple[str, ...]) -> None:
     """Delete saved conversations.
 
