@@ -116,6 +116,9 @@ COMMANDS: dict[str, Entry] = {
         "Print the shell completion script for bash, zsh or fish.",
     ),
 }
+#: Commands that change the server's models or the ones in memory: the completion cache of
+#: that server is dropped after them, so the next TAB offers what is there now.
+CHANGES_MODELS = frozenset(("pull", "cp", "create", "rm", "run", "chat", "embed", "batch", "stop"))
 
 
 class OllamaGroup(click.Group):
@@ -126,9 +129,6 @@ class OllamaGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         entry = COMMANDS.get(cmd_name)
-#: Commands that change the server's models or the ones in memory: the completion cache of
-#: that server is dropped after them, so the next TAB offers what is there now.
-CHANGES_MODELS = frozenset(("pull", "cp", "create", "rm", "run", "chat", "embed", "batch", "stop"))
         if entry is None:
             return None
         module, _, attribute = entry.target.partition(":")
@@ -160,6 +160,11 @@ CHANGES_MODELS = frozenset(("pull", "cp", "create", "rm", "run", "chat", "embed"
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)  # commands that say more raise Interrupted
             _report(ctx, Interrupted("interrupted"))
+        finally:
+            if ctx.invoked_subcommand in CHANGES_MODELS and isinstance(ctx.obj, App):
+                from ollamactl.completion import forget_server
+
+                forget_server(ctx.obj.flags)
         return None
 
 
@@ -179,11 +184,6 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
 
 
 @click.group(
-        finally:
-            if ctx.invoked_subcommand in CHANGES_MODELS and isinstance(ctx.obj, App):
-                from ollamactl.completion import forget_server
-
-                forget_server(ctx.obj.flags)
     cls=OllamaGroup,
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"]},

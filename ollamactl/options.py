@@ -219,6 +219,12 @@ def embedding_options(func: F) -> F:
     )
 
 
+def _complete_format(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from ollamactl.completion import complete_format  # on a TAB only
+
+    return complete_format(ctx, param, incomplete)
+
+
 def request_options(func: F) -> F:
     """What run and chat send besides the prompt: system, -o, format, images, keepalive, think."""
     return apply(
@@ -230,11 +236,13 @@ def request_options(func: F) -> F:
             "response_format",
             metavar="json|@FILE|SCHEMA",
             help="Response format: json, a JSON schema file (@schema.json) or inline schema.",
+            shell_complete=_complete_format,
         ),
         click.option(
             "-i",
             "--image",
             "images",
+            type=click.Path(),
             multiple=True,
             metavar="PATH",
             help="Attach an image (repeatable).",
@@ -274,12 +282,6 @@ def _explicit_think(args: list[str]) -> list[str]:
     >>> _explicit_think(["m", "--think", "why?"]), _explicit_think(["m", "--think", "high"])
     (['m', '--think=true', 'why?'], ['m', '--think', 'high'])
     """
-def _complete_format(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    from ollamactl.completion import complete_format  # on a TAB only
-
-    return complete_format(ctx, param, incomplete)
-
-
     from ollamactl.params import THINK_LEVELS
 
     rewritten = []
@@ -291,11 +293,9 @@ def _complete_format(ctx: click.Context, param: click.Parameter, incomplete: str
         rewritten.append("--think=true" if is_bare else arg)
     return rewritten
 
-            shell_complete=_complete_format,
 
 class GenerationCommand(click.Command):
     """A command whose ``--think`` takes an optional level, as ``ollama run --think``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-            type=click.Path(),
         return super().parse_args(ctx, _explicit_think(args))

@@ -48,8 +48,14 @@ PLAIN_SECONDS = 10.0
 
 @click.command()
 @click.argument("model", shell_complete=complete_models)
-@click.argument("file", required=False, default="-", metavar="[FILE]")
-@click.option("-o", "--output", metavar="FILE", help="Write the answers to FILE, not stdout.")
+@click.argument("file", type=click.Path(), required=False, default="-", metavar="[FILE]")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    metavar="FILE",
+    help="Write the answers to FILE, not stdout.",
+)
 @click.option(
     "--resume",
     is_flag=True,
@@ -87,13 +93,13 @@ PLAIN_SECONDS = 10.0
     "response_format",
     metavar="json|@FILE|SCHEMA",
     help="Response format of every prompt without one: json or a JSON schema.",
+    shell_complete=complete_format,
 )
 @click.option(
     "--think",
     metavar="LEVEL",
     help="Thinking of every prompt: true, false, high, medium, low, max.",
 )
-    shell_complete=complete_format,
 @keepalive_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 @pass_app
