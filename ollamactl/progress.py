@@ -1,29 +1,26 @@
 """Progress of pull, push, create and blob uploads on stderr, in four modes.
 
-- ``tty``: tqdm bars in the Go CLI's layout (``pulling 4f058a53051a:  45% ▕███   ▏ 907 MB/2.0 GB
-  42 MB/s  26s``), status lines (``pulling manifest``, ``success``), at most ~10 redraws a second;
+- ``tty``: bars in the Go CLI's layout (``pulling 4f058a53051a:  45% ▕███   ▏ 907 MB/2.0 GB
+  42 MB/s  26s``), narrowed by whole fields on a narrow terminal, and status lines with a
+  spinner until the next one (``pulling manifest ⠼``), redrawn every 100 ms as Go does;
 - ``plain``: no escape codes; one line per status change and per bar at most every 10 % or 10 s;
 - ``json``: every server event as one compact JSON line (client-side steps as events too);
 - ``none``: nothing.
-
-tqdm is imported only when a terminal bar is drawn.
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
+from ollamactl.answer import SPINNER_FRAMES, char_width
 from ollamactl.errors import UsageError
 from ollamactl.render import human_bytes
 from ollamactl.terminal import Terminal
-
-if TYPE_CHECKING:
-    from tqdm import tqdm
 
 MODES = ("auto", "tty", "plain", "json", "none")
 KINDS = ("pull", "push", "create")
@@ -32,7 +29,12 @@ REDRAW_INTERVAL = 0.1
 #: Plain mode prints a bar's line again after this much progress or this many seconds.
 PLAIN_STEP_PERCENT = 10
 PLAIN_STEP_SECONDS = 10.0
-_BAR_FORMAT = "{desc} {percentage:3.0f}% ▕{bar}▏ {go_suffix}"
+#: The fewest cells a terminal bar gets; fields of its line are dropped to keep them.
+MIN_CELLS = 8
+ERASE_TO_END = "\x1b[K"
+#: Around each redraw: synchronized output (no flicker where supported), cursor hidden.
+REDRAW_START = "\x1b[?2026h\x1b[?25l"
+REDRAW_END = "\x1b[?25h\x1b[?2026l"
 
 
 def resolve_mode(mode: str, terminal: Terminal) -> str:
@@ -51,12 +53,12 @@ def resolve_mode(mode: str, terminal: Terminal) -> str:
 
 
 def eta_text(seconds: float) -> str:
-    """A remaining time as the Go CLI's bar shows it: at most two units.
+    """A remaining time as the Go CLI's bar shows it: whole seconds down, at most two units.
 
-    >>> [eta_text(s) for s in (0, 26.4, 65, 3600, 3900, 360000)]
+    >>> [eta_text(s) for s in (0, 26.9, 65, 3600, 3900, 360000)]
     ['0s', '26s', '1m5s', '1h0m', '1h5m', '99h+']
     """
-    whole = int(seconds + 0.5)
+    whole = int(seconds)
     if whole >= 100 * 3600:
         return "99h+"
     if whole >= 3600:
@@ -66,21 +68,23 @@ def eta_text(seconds: float) -> str:
     return f"{whole}s"
 
 
-def bar_suffix(completed: int, total: int, rate: float | None) -> str:
-    """The right-hand side of a bar: ``cur/total  rate/s  eta`` while running, total when done.
+def bar_suffixes(completed: int, total: int, rate: float | None) -> tuple[str, str, str]:
+    """The right-hand side of a bar, in three widths: Go's ``cur/total  rate/s  eta``
+    (31 columns), without the rate, and the sizes alone; a finished bar shows its total.
 
-    >>> bar_suffix(907_000_000, 2_019_393_189, 42e6)
-    '907 MB/2.0 GB   42 MB/s     26s'
-    >>> bar_suffix(2_019_393_189, 2_019_393_189, 42e6).rstrip()
-    '2.0 GB'
+    >>> bar_suffixes(907_000_000, 2_019_393_189, 42e6)
+    ('907 MB/2.0 GB   42 MB/s     26s', '907 MB/2.0 GB     26s', '907 MB/2.0 GB')
+    >>> [len(s) for s in bar_suffixes(2_019_393_189, 2_019_393_189, 42e6)]
+    [31, 21, 13]
     """
     if completed >= total:
-        return f"{human_bytes(total):>6}" + " " * 25
-    text = f"{human_bytes(completed):>6}/{human_bytes(total):>6}"
-    if rate and rate > 0:
-        remaining = (total - completed) / rate
-        return text + f"  {human_bytes(int(rate)):>6}/s  {eta_text(remaining):>6}"
-    return text + " " * 18
+        size = f"{human_bytes(total):>6}"
+        return size.ljust(31), size.ljust(21), size.ljust(13)
+    sizes = f"{human_bytes(completed):>6}/{human_bytes(total):>6}"
+    if not rate or rate <= 0:
+        return sizes + " " * 18, sizes + " " * 8, sizes
+    left = f"  {eta_text((total - completed) / rate):>6}"
+    return sizes + f"  {human_bytes(int(rate)):>6}/s" + left, sizes + left, sizes
 
 
 def event_bar_label(kind: str, event: Mapping[str, Any]) -> str:
@@ -206,7 +210,8 @@ class PlainProgress(_TextLines):
             return
         elapsed = now - state.started_at
         rate = (completed - state.first) / elapsed if elapsed > 0 else None
-        self._write(f"{label} {percent:3d}% {bar_suffix(completed, max(total, 1), rate).rstrip()}")
+        suffix = bar_suffixes(completed, max(total, 1), rate)[0].rstrip()
+        self._write(f"{label} {percent:3d}% {suffix}")
 
     def notice(self, text: str) -> None:
         self._write(text)
@@ -228,111 +233,235 @@ class JsonProgress(_TextLines):
         self.event({"notice": text})
 
 
-class TerminalProgress(Progress):
-    """tqdm bars laid out like the Go CLI's, redrawn at most every 100 ms."""
+class _Line:
+    """A line of the terminal display: final once ``done`` (it is then never drawn again)."""
 
-    def __init__(self, kind: str, stream: IO[str], terminal: Terminal) -> None:
+    done = False
+
+    def text(self, columns: int, frame: str) -> str:
+        """The line in at most ``columns`` columns; ``frame`` is the spinner's current one."""
+        raise NotImplementedError
+
+
+class _StatusLine(_Line):
+    """A status with a spinner after it until something follows it (Go's Spinner)."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+    def text(self, columns: int, frame: str) -> str:
+        return f"{self.status} " if self.done else f"{self.status} {frame} "
+
+
+class _NoticeLine(_Line):
+    """A message among the progress: drawn once, as it is."""
+
+    done = True
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def text(self, columns: int, frame: str) -> str:
+        return self.message
+
+
+class _BarLine(_Line):
+    """A transfer's bar, with Go's rate: at most one sample a second, the last ten kept."""
+
+    def __init__(self, label: str, completed: int, total: int, now: float) -> None:
+        self.label = label
+        self.total = total
+        self.first = self.completed = min(completed, total)
+        self.started = now
+        self.stopped: float | None = now if self.completed >= total else None
+        self.samples: list[tuple[float, int]] = []
+
+    @property
+    def done(self) -> bool:  # type: ignore[override]
+        return self.stopped is not None
+
+    def set(self, completed: int, total: int, now: float) -> None:
+        """Move the bar to ``completed`` of ``total`` at time ``now``."""
+        self.total = total
+        self.completed = min(completed, total)
+        if self.completed >= total and self.stopped is None:
+            self.stopped = now
+        if not self.samples or now - self.samples[-1][0] > 1:
+            self.samples = [*self.samples[-9:], (now, self.completed)]
+
+    def rate(self) -> float:
+        """Bytes a second as the Go CLI reckons them (whole seconds; 0 before there are any)."""
+        if self.stopped is not None:
+            done, seconds = self.completed - self.first, self.stopped - self.started
+        elif len(self.samples) == 1:
+            done, seconds = self.samples[0][1] - self.first, self.samples[0][0] - self.started
+        elif self.samples:
+            (first_time, first), (last_time, last) = self.samples[0], self.samples[-1]
+            done, seconds = last - first, last_time - first_time
+        else:
+            return 0.0
+        whole = round(seconds)
+        return done / whole if whole else 0.0
+
+    def text(self, columns: int, frame: str) -> str:
+        return bar_text(self.label, self.completed, self.total, self.rate(), columns)
+
+
+def bar_text(label: str, completed: int, total: int, rate: float, columns: int) -> str:
+    """A bar's line in ``columns`` columns: the Go CLI's layout, narrowed by whole fields.
+
+    Where Go's bar would have fewer than MIN_CELLS cells, the rate goes first, then the time
+    left; then the bar, then the sizes (Go's line overflows the terminal instead).
+
+    >>> bar_text("pulling 4f058a53051a:", 907_000_000, 2_019_393_189, 42e6, 79)
+    'pulling 4f058a53051a:  45% ▕████████          ▏ 907 MB/2.0 GB   42 MB/s     26s'
+    >>> bar_text("pulling 4f058a53051a:", 907_000_000, 2_019_393_189, 42e6, 59)
+    'pulling 4f058a53051a:  45% ▕███     ▏ 907 MB/2.0 GB     26s'
+    >>> bar_text("pulling 4f058a53051a:", 907_000_000, 2_019_393_189, 42e6, 39)
+    'pulling 4f058a53051a:  45%'
+    """
+    percent = 100 * completed / total if total > 0 else 0.0
+    head = f"{label} {percent:3.0f}%"
+    suffixes = bar_suffixes(completed, total, rate)
+    for suffix in suffixes:
+        cells = columns - len(head) - len(suffix) - 4  # " ▕" and "▏ "
+        if cells >= MIN_CELLS:
+            filled = int(cells * percent / 100)
+            return f"{head} ▕{'█' * filled}{' ' * (cells - filled)}▏ {suffix}"
+    sizes = f"{head} {suffixes[-1].strip()}"
+    return sizes if len(sizes) <= columns else head[:columns]
+
+
+class TerminalProgress(Progress):
+    """The Go CLI's display: status lines with a spinner and bars, redrawn every 100 ms.
+
+    The lines still changing (the region) are redrawn together by :meth:`tick`, from a
+    thread every ``interval`` seconds (``None``: only when called): the cursor goes up to
+    the region's first line, and each line is erased to its end and never wider than the
+    terminal, whose size is read at every redraw, so a resized window gets whole lines.
+    Finished lines at the top of the region stay on screen as they are.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        stream: IO[str],
+        terminal: Terminal,
+        *,
+        interval: float | None = REDRAW_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(kind, stream)
         self.terminal = terminal
-        self._bars: dict[str, tqdm] = {}
-        self._open: list[tqdm] = []
+        self.interval = interval
+        self.clock = clock
+        self._lines: list[_Line] = []  # the region, top to bottom
+        self._bars: dict[str, _BarLine] = {}
+        self._rows = 0  # rows of the region on screen; the cursor is at the end of the last
+        self._frame = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def bar(self, key: str, label: str, completed: int, total: int) -> None:
         if total <= 0:  # nothing to transfer: a finished bar
             total = completed = max(completed, 1)
-        bar = self._bars.get(key)
-        if bar is None:
-            bar = _go_bar(label, total, completed, len(self._open), self.terminal)
-            self._bars[key] = bar
-            self._open.append(bar)
-        elif completed != bar.n:
-            bar.total = total
-            bar.update(min(completed, total) - bar.n)
-        if bar.n >= bar.total:
-            self._close_finished()
-
-    def _close_finished(self) -> None:
-        """Close the finished bars at the top, so they stay on screen, and move the rest up."""
-        while self._open and self._open[0].n >= self._open[0].total:
-            self._open.pop(0).close()
-            for position, bar in enumerate(self._open):
-                bar.pos = -position
-
-    def _close_all(self) -> None:
-        for bar in self._open:
-            bar.pos = 0
-            bar.close()
-        self._open.clear()
+        with self._lock:
+            bar = self._bars.get(key)
+            if bar is None:
+                self._add(_BarLine(label, completed, total, self.clock()), key)
+            else:
+                bar.set(completed, total, self.clock())
 
     def _show_status(self, text: str) -> None:
-        self._close_all()
-        self.stream.write(text + " \n")
-        self.stream.flush()
+        with self._lock:
+            self._add(_StatusLine(text))
 
     def notice(self, text: str) -> None:
-        if not self._open:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            return
-        from tqdm import tqdm
+        with self._lock:
+            self._add(_NoticeLine(text))
 
-        tqdm.write(text, file=self.stream)
+    def _add(self, line: _Line, key: str | None = None) -> None:
+        """Append a line to the region (a status before it stops spinning) and draw it."""
+        for earlier in self._lines:
+            if isinstance(earlier, _StatusLine):
+                earlier.done = True
+        self._lines.append(line)
+        if isinstance(line, _BarLine) and key is not None:
+            self._bars[key] = line
+        self._redraw()  # a new line shows at once, its changes at the next tick
+        interval = self.interval
+        if interval is not None and self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self._tick_often, args=(interval,))
+            self._thread.daemon = True
+            self._thread.start()
+
+    def _tick_often(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.tick()
+
+    def tick(self) -> None:
+        """Turn the spinner one frame and redraw."""
+        with self._lock:
+            self._frame += 1
+            self._redraw()
+
+    def _redraw(self) -> None:
+        """Draw the region over its last drawing (the caller holds the lock).
+
+        Finished lines at its top are drawn once more and leave the region (its last line
+        stays, as the cursor is at its end); of the rest, as many as the terminal has rows.
+        """
+        columns, rows = self.terminal.size(self.stream)
+        finished = 0
+        while finished < len(self._lines) - 1 and self._lines[finished].done:
+            finished += 1
+        shown = self._lines[:finished] + self._lines[finished:][-max(rows - 1, 1) :]
+        if not shown:
+            return
+        frame = SPINNER_FRAMES[self._frame % len(SPINNER_FRAMES)]
+        up = f"\x1b[{self._rows - 1}A" if self._rows > 1 else ""
+        body = "\n".join(
+            cut(line.text(columns - 1, frame), columns - 1) + ERASE_TO_END for line in shown
+        )
+        self.stream.write(f"{REDRAW_START}{up}\r{body}{REDRAW_END}")
+        self.stream.flush()
+        del self._lines[:finished]
+        self._rows = len(shown) - finished
 
     def close(self) -> None:
-        self._close_all()
+        """Stop the spinner and the redraws, draw the last state and end its line (as Go)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            if not self._lines:
+                return
+            for line in self._lines:
+                if isinstance(line, _StatusLine):
+                    line.done = True
+            self._redraw()
+            self.stream.write("\n")
+            self.stream.flush()
+            self._lines.clear()
+            self._rows = 0
 
 
-def bar_area(terminal: Terminal) -> tuple[int, int]:
-    """Usable (columns, lines) for bars on stderr: one less each, as tqdm counts."""
-    columns, lines = terminal.size(terminal.stderr)
-    return columns - 1, lines - 1
+def cut(text: str, columns: int) -> str:
+    """``text`` in at most ``columns`` terminal columns (wide characters count two).
 
-
-@functools.cache
-def _go_bar_class() -> type[tqdm]:
-    """tqdm with the Go CLI's right-hand side and the terminal size measured on each redraw."""
-    from tqdm import tqdm
-
-    class GoBar(tqdm):  # type: ignore[misc,type-arg]
-        monitor_interval = 0  # no monitor thread
-
-        def __init__(self, *args: Any, terminal: Terminal, **kwargs: Any) -> None:
-            self.terminal = terminal  # before tqdm draws the bar the first time
-            super().__init__(*args, **kwargs)
-
-        @property
-        def format_dict(self) -> dict[str, Any]:
-            self.ncols, self.nrows = bar_area(self.terminal)  # follows a resized window
-            values: dict[str, Any] = super().format_dict
-            done, first = int(values["n"]), int(values["initial"] or 0)
-            rate = values["rate"]
-            if rate is None and values["elapsed"]:
-                rate = (done - first) / values["elapsed"]
-            values["go_suffix"] = bar_suffix(done, int(values["total"] or 0), rate)
-            return values
-
-    return GoBar
-
-
-def _go_bar(label: str, total: int, initial: int, position: int, terminal: Terminal) -> tqdm:
-    """A tqdm bar in the Go layout at a fixed line of stderr below the cursor."""
-    columns, lines = bar_area(terminal)
-    return _go_bar_class()(
-        terminal=terminal,
-        total=total,
-        initial=min(initial, total),
-        desc=label,
-        file=terminal.stderr,
-        position=position,
-        leave=True,
-        ascii=" █",
-        bar_format=_BAR_FORMAT,
-        ncols=columns,
-        nrows=lines,
-        mininterval=REDRAW_INTERVAL,
-        miniters=1,
-        smoothing=0.1,
-    )
+    >>> cut("pulling 日本", 10), cut("short", 10)
+    ('pulling 日', 'short')
+    """
+    if len(text) <= columns // 2:
+        return text
+    used = 0
+    for index, char in enumerate(text):
+        used += char_width(char)
+        if used > columns:
+            return text[:index]
+    return text
 
 
 def open_progress(mode: str, kind: str, terminal: Terminal | None = None) -> Progress:
