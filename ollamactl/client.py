@@ -143,10 +143,10 @@ class _OriginBoundSession(requests.Session):
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         target = super().get_redirect_target(resp)
-        if target and resp.url.startswith("https:"):
+        if target:
+            resp.close()  # requests would read the redirect's body, of any size; nobody needs it
             absolute = urljoin(resp.url, target)
-            if absolute.startswith("http:"):
-                resp.close()
+            if resp.url.startswith("https:") and absolute.startswith("http:"):
                 raise http_errors.downgrade(resp.url, absolute)
         return target
 

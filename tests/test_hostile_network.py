@@ -93,6 +93,20 @@ def test_a_single_answer_without_done_is_cut_short(
     assert_one_clean_error(result.stderr, CUT_SHORT)
 
 
+def test_a_pull_cut_short_is_issued_again_and_completes(
+    proxy: FaultProxy, server: OllamaTestServer
+) -> None:
+    """As a pull that broke off: the server resumes it, and only "success" ends it."""
+    server.add_registry_model("fresh:latest", [4_000, 120])
+    proxy.add_fault("/api/pull", cut_after_lines=3, times=1)
+    result = run_cli("--host", proxy.url, "pull", "fresh", "--progress", "plain")
+    assert result.exit_code == 0, result.stderr
+    assert f"retrying pull of fresh (attempt 2 of 4): the server at {proxy.url} {CUT_SHORT}" in (
+        result.stderr
+    )
+    assert [r.path for r in proxy.requests].count("/api/pull") == 2
+
+
 def test_the_batch_engine_tries_a_cut_answer_again(proxy: FaultProxy, tmp_path: Path) -> None:
     source = tmp_path / "in.txt"
     source.write_text("one\ntwo\n")
@@ -330,3 +344,13 @@ def test_embed_refuses_an_answer_without_one_vector_per_input(
     result = run_cli("--host", proxy.url, "embed", "nomic-embed-text", "one", "two")
     assert result.exit_code == 1, result.stderr
     assert_one_clean_error(result.stderr, "/api/embed answered")
+
+
+def test_the_body_of_a_redirect_is_not_read(mocked: responses.RequestsMock) -> None:
+    """requests reads it whole (a bomb would be decompressed in memory): it is dropped unread."""
+    headers = {"Location": f"{BASE}/api/tags2", "Content-Encoding": "gzip"}
+    body = gzip.compress(b" " * 1_000_000)
+    mocked.get(f"{BASE}/api/tags", status=307, body=body, headers=headers)
+    mocked.get(f"{BASE}/api/tags2", json={"models": []})
+    assert client(retries=0).tags() == []
+    assert mocked.calls[0].response.raw.tell() == 0
