@@ -115,6 +115,7 @@ COMMANDS: dict[str, Entry] = {
         "ollamactl.completion:completion",
         "Print the shell completion script for bash, zsh or fish.",
     ),
+    "help": Entry("ollamactl.commands.server:help_command", "Help about any command."),
 }
 #: Commands that change the server's models or the ones in memory: the completion cache of
 #: that server is dropped after them, so the next TAB offers what is there now.
@@ -151,6 +152,12 @@ class OllamaGroup(click.Group):
         """The commands with their summaries from the table, without importing any of them."""
         with formatter.section("Commands"):
             formatter.write_dl([(name, COMMANDS[name].summary) for name in sorted(COMMANDS)])
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and not ctx.resilient_parsing:  # bare `ollamactl`: help, exit 0 (as Go)
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit()
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -1,4 +1,4 @@
-"""The server itself: version, wait (until it answers) and exists (is a model there)."""
+"""version, wait and exists (the server and its models), and help (the program's)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import click
 
 from ollamactl import __version__
 from ollamactl.app import App, echo_json, pass_app, warn
-from ollamactl.completion import complete_models
+from ollamactl.completion import complete_help_topics, complete_models, subcommand_context
 from ollamactl.errors import (
     APIError,
     ConnectionFailed,
     ConnectTimeout,
     ModelNotFound,
+    OllamactlError,
     ServerTimeout,
     TLSFailed,
+    UsageError,
 )
 from ollamactl.options import json_option
 
@@ -106,15 +108,52 @@ def wait(app: App, timeout: float, interval: float) -> None:
 
 @click.command()
 @click.argument("model", shell_complete=complete_models)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Say the answer, or why there is none, on stderr."
+)
 @pass_app
-def exists(app: App, model: str) -> None:
+def exists(app: App, model: str, verbose: bool) -> None:
     """Exit 0 if MODEL is on the server, 5 if it is not; print nothing.
 
+    The exit code is the answer, and nothing is printed, not even why there
+    is none: 3 when the server cannot be reached, 4 when it refuses the
+    credentials, 1 for another server error (e.g. an invalid name). --verbose
+    says the answer, or the error, on stderr.
+
     \b
-    Example:
+    Examples:
       ollamactl exists llama3.2 || ollamactl pull llama3.2
+      ollamactl exists -v llama3.2
     """
     try:
         app.client.show(model)
     except ModelNotFound:
+        if verbose:
+            click.echo(f"{model} is not on the server", err=True)
         raise click.exceptions.Exit(5) from None
+    except OllamactlError as e:
+        if verbose:
+            raise
+        raise click.exceptions.Exit(int(e.exit_code)) from None
+    if verbose:
+        click.echo(f"{model} is on the server", err=True)
+
+
+@click.command("help")
+@click.argument("command", nargs=-1, shell_complete=complete_help_topics)
+@click.pass_context
+def help_command(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Show the help of ollamactl, or of COMMAND (as COMMAND --help).
+
+    \b
+    Examples:
+      ollamactl help
+      ollamactl help pull
+      ollamactl help config profile add
+    """
+    shown = subcommand_context(ctx.find_root(), command)
+    if shown is None:
+        raise UsageError(
+            f"unknown help topic {' '.join(command)!r}", hint="`ollamactl help` lists the commands"
+        )
+    click.echo(shown.get_help(), color=ctx.color)
