@@ -90,6 +90,14 @@ WEIGHT_PATTERNS = (
 CONFIG_PATTERNS = ("*.json", "*/*.json", "chat_template.jinja")
 #: Request fields for local files, by command.
 FILE_FIELDS = {"from": "files", "adapter": "adapters", "draft": "draft_files"}
+#: The first Ollama version whose ``/api/create`` takes what these commands send; an older
+#: server drops it without a word (api/types.go CreateRequest: v0.12.0, v0.14.0, v0.30.0).
+SERVER_SINCE = {
+    "renderer": (0, 12, 0),
+    "parser": (0, 12, 0),
+    "requires": (0, 14, 0),
+    "draft": (0, 30, 0),
+}
 
 _INT = re.compile(r"[+-]?[0-9]{1,19}")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -138,6 +146,15 @@ class CreatePlan:
     files: list[LocalFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def unknown_to(self, version: tuple[int, ...]) -> list[str]:
+        """The commands used that a server of ``version`` (major, minor, patch) would drop.
+
+        >>> CreatePlan({"from": "x", "renderer": "qwen3", "parser": "qwen3"}).unknown_to((0, 9, 3))
+        ['RENDERER', 'PARSER']
+        """
+        used = set(self.fields) | {"draft" for f in self.files if f.field == "draft_files"}
+        return [c.upper() for c, since in SERVER_SINCE.items() if c in used and version < since]
+
     def arguments(self, digests: Mapping[Path, str]) -> dict[str, Any]:
         """The keyword arguments of ``Client.create``, given every local file's digest.
 
@@ -157,7 +174,11 @@ class _Lines:
     """The text as lines, with positions for error messages."""
 
     def __init__(self, text: str, source: str) -> None:
-        self.lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        parts = re.split(r"(\r\n|\r|\n)", text)
+        self.lines = parts[0::2]
+        #: The line end after each line as written: a value over several lines keeps them
+        #: (``\r\n`` too, as the Go parser does); a value on one line ends before its ``\r``.
+        self.ends = parts[1::2]
         self.source = source
 
     def error(self, line: int, column: int, message: str) -> UsageError:
@@ -258,7 +279,7 @@ def _value(doc: _Lines, index: int, start: int) -> tuple[str, int]:
     text = first
     for end_index in range(index, len(doc.lines)):
         if end_index > index:
-            text += "\n" + doc.lines[end_index]
+            text += doc.ends[end_index - 1] + doc.lines[end_index]
         candidate = text.rstrip(" \t")
         if len(candidate) >= 2 * len(quote) and candidate.endswith(quote):
             return candidate[len(quote) : -len(quote)], end_index + 1

@@ -155,8 +155,6 @@ def _sha256(path: Path, label: str, display: Progress) -> str:
 def hash_files(files: list[LocalFile], display: Progress) -> dict[Path, str]:
     """Digest of every local file of a plan (each file read once)."""
     digests: dict[Path, str] = {}
-    if files:
-        display.status("gathering model components")
     for local in files:
         if local.path not in digests:
             try:

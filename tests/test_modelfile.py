@@ -61,8 +61,8 @@ def test_a_triple_quoted_value_may_contain_quotes() -> None:
 def test_crlf_line_ends_and_a_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "Modelfile"
     path.write_bytes(b'\xef\xbb\xbfFROM x\r\nSYSTEM """a\r\nb"""\r\nPARAMETER seed 1\r\n')
-    plan = read_modelfile(path)
-    assert plan.fields == {"from": "x", "system": "a\nb", "parameters": {"seed": 1}}
+    plan = read_modelfile(path)  # a value over several lines keeps its CRLF, as with the Go CLI
+    assert plan.fields == {"from": "x", "system": "a\r\nb", "parameters": {"seed": 1}}
 
 
 def test_utf16_modelfile_with_bom(tmp_path: Path) -> None:

@@ -12,10 +12,11 @@ from ollamactl import transfers
 from ollamactl.app import App, pass_app, warn
 from ollamactl.completion import complete_models
 from ollamactl.errors import APIError, AuthFailed, ExitCode, Interrupted, OllamactlError, UsageError
-from ollamactl.modelfile import read_modelfile
+from ollamactl.modelfile import SERVER_SINCE, CreatePlan, read_modelfile
 from ollamactl.names import model_key, push_destination
 from ollamactl.options import no_progress_option, progress_option, transfer_options
 from ollamactl.progress import open_progress, resolve_mode
+from ollamactl.security import parse_version
 from ollamactl.terminal import Terminal
 from ollamactl.transfers import Transfer, digests, hash_files, interrupted, upload_missing
 
@@ -224,8 +225,11 @@ def create(
         raise UsageError("--draft-quantize requires a DRAFT model")
     for message in plan.warnings:
         warn(message)
+    if not dry_run:
+        _refuse_what_the_server_drops(app, plan)
     with open_progress(_quiet_mode(quiet, progress), "create", app.terminal) as display:
         try:
+            display.status("gathering model components")  # as the Go CLI, for every create
             local_digests = hash_files(plan.files, display)
             arguments = plan.arguments(local_digests)
             quantizing = {"quantize": quantize, "draft_quantize": draft_quantize}
@@ -247,3 +251,29 @@ def create(
             if "path or Modelfile are required" in e.message:
                 raise APIError(OLD_SERVER, url=e.url, status=e.status) from e
             raise
+
+
+def _refuse_what_the_server_drops(app: App, plan: CreatePlan) -> None:
+    """Refuse commands (RENDERER, REQUIRES, ...) that the server's version would drop silently.
+
+    The version is asked only when the Modelfile uses one; a server that does not say
+    (or a development build, 0.0.0) is taken to know them all.
+    """
+    if not plan.unknown_to((0, 0, 0)):  # uses none of them
+        return
+    try:
+        version = str(app.client.version().get("version", ""))
+    except OllamactlError:
+        return
+    parsed = parse_version(version)
+    if parsed is None or parsed[:3] == (0, 0, 0):
+        return
+    unknown = plan.unknown_to(parsed[:3])
+    if unknown:
+        newest = max(SERVER_SINCE[name.lower()] for name in unknown)
+        raise OllamactlError(
+            f"the server (Ollama {version}) does not know {' and '.join(unknown)}:"
+            " it would create the model without it",
+            hint=f"Ollama {'.'.join(map(str, newest))} or later knows it; update the server,"
+            " or remove the line from the Modelfile",
+        )
