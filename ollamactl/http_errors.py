@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -31,6 +33,12 @@ from ollamactl.errors import (
 _NOT_FOUND_MARKERS = ("not found", "file does not exist", "no such file or directory")
 _HOST_MISMATCH = "the certificate is not valid for this host name"
 _HOST_MISMATCH_HINT = "use the host name the certificate was issued for, or --insecure-tls"
+#: Sends the user to ``doctor`` for a step-by-step check (doctor leaves it out of its fixes).
+DOCTOR_CHECKS_IT = " (`ollamactl doctor` checks it)"
+CA_BUNDLE_HINT = (
+    "--ca-cert, OLLAMACTL_CA_CERT or a profile's ca_cert takes the PEM certificate of the CA"
+    " that signed the server's certificate"
+)
 _UNTRUSTED_CERT_HINT = (
     "pass --ca-cert PATH or set REQUESTS_CA_BUNDLE for a private CA,"
     " or --insecure-tls to skip verification"
@@ -74,6 +82,9 @@ def transport_error(
     """What a request that got no HTTP answer means: TLS, timeouts, refused, DNS, ..."""
     if isinstance(error, requests.exceptions.SSLError):
         reason = _tls_reason(error)
+        problem = _bundle_problem(error) if reason in _CA_REASONS else None
+        if problem:
+            return UsageError(problem, hint=CA_BUNDLE_HINT)
         return TLSFailed(
             f"TLS error talking to {url}: {reason}",
             url=url,
@@ -277,11 +288,11 @@ def base_url_hint(base_url: str) -> str:
     if not parts.path:
         return (
             "is the base URL right? behind a gateway it usually has a path prefix,"
-            f" e.g. {parts.scheme}://{parts.netloc}/ollama-api (`ollamactl doctor` checks it)"
+            f" e.g. {parts.scheme}://{parts.netloc}/ollama-api{DOCTOR_CHECKS_IT}"
         )
     return (
         f"is the base URL right? {base_url}/api/tags should be the Ollama API;"
-        " check the path prefix (`ollamactl doctor` checks it)"
+        f" check the path prefix{DOCTOR_CHECKS_IT}"
     )
 
 
@@ -342,13 +353,84 @@ def _tls_reason(error: Exception) -> str:
     if "mismatch, certificate is not valid" in text or "doesn't match" in text:
         return _HOST_MISMATCH
     if "NO_CERTIFICATE_OR_CRL_FOUND" in text:
-        return "the CA bundle holds no certificate (is it a PEM file?)"
+        return _NO_CERTIFICATE
     if "WRONG_VERSION_NUMBER" in text:
         return "the server does not speak TLS (try http://)"
     if "CERTIFICATE_VERIFY_FAILED" in text:
         if any(m in text for m in ("unable to get local issuer", "self-signed", "self signed")):
-            return "certificate verify failed (unknown certificate authority)"
+            return _UNKNOWN_CA
         if "expired" in text:
             return "certificate verify failed (the certificate has expired)"
         return "certificate verify failed"
     return "the TLS handshake failed"
+
+
+_NO_CERTIFICATE = "the CA bundle holds no certificate (is it a PEM file?)"
+_UNKNOWN_CA = "certificate verify failed (unknown certificate authority)"
+#: TLS failures that a wrong CA bundle causes: then the bundle is looked at.
+_CA_REASONS = (_NO_CERTIFICATE, _UNKNOWN_CA)
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN (?:TRUSTED |X509 )?CERTIFICATE-----")
+
+
+def _bundle_problem(error: requests.exceptions.SSLError) -> str | None:
+    """What is wrong with the CA bundle the failed request verified with, if anything."""
+    pool = getattr(error.args[0] if error.args else None, "pool", None)
+    bundle = getattr(pool, "ca_certs", None)
+    return ca_bundle_problem(str(bundle)) if bundle else None
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """Why the file ``path`` cannot verify a server, or None when it may.
+
+    A private key, a certificate request, a DER file or any file without a PEM
+    certificate cannot; nor can a server's own certificate that a CA issued (a file
+    without any CA certificate), while a self-signed one may stand for itself. A folder
+    (OpenSSL's hashed CA directory) and a file that cannot be read are left to the TLS
+    layer, which says so.
+    """
+    import ssl
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if not _PEM_CERTIFICATE.search(data):
+        if b"PRIVATE KEY-----" in data:
+            what = "is a private key, not a CA certificate"
+        elif b"CERTIFICATE REQUEST-----" in data:
+            what = "is a certificate request, not a CA certificate"
+        elif data[:1] == b"\x30":  # a DER sequence
+            what = "is in DER (binary) form, not PEM (`openssl x509 -inform der` converts it)"
+        else:
+            what = "holds no PEM certificate"
+        return f"the CA bundle {path} {what}"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=path)
+    except (ssl.SSLError, ValueError) as e:
+        return f"the CA bundle {path} is not a valid PEM file of certificates ({e})"
+    if context.cert_store_stats().get("x509_ca", 1):
+        return None
+    first = _first_certificate(path)
+    if not first or first.get("subject") == first.get("issuer"):
+        return None  # self-signed (or unknown): the certificate may be its own authority
+    subject, issuer = (_common_name(first, field) for field in ("subject", "issuer"))
+    return (
+        f"the CA bundle {path} holds no CA certificate, only the certificate of {subject!r}"
+        f" that {issuer!r} issued"
+    )
+
+
+def _common_name(certificate: dict[str, Any], field: str) -> str:
+    return str(dict(pair for rdn in certificate.get(field, ()) for pair in rdn).get("commonName"))
+
+
+def _first_certificate(path: str) -> dict[str, Any]:
+    """The first certificate of a PEM file, decoded by the standard library ({} if it cannot)."""
+    import ssl
+
+    decode = getattr(getattr(ssl, "_ssl", None), "_test_decode_cert", None)
+    try:
+        return dict(decode(path)) if decode else {}
+    except (ssl.SSLError, ValueError, OSError):
+        return {}

@@ -412,7 +412,7 @@ EVERY_COMMAND: tuple[tuple[str, ...], ...] = (
     ("stop", "tiny"),
     ("version",),
     ("wait", "--timeout", "0.3", "--interval", "0.1"),
-    ("exists", "tiny"),
+    ("exists", "-v", "tiny"),  # -v: without it, exists prints no error
     ("pull", "fresh", "--retries", "0"),
     ("push", "tiny", "--retries", "0"),
     ("create", "made", "-f", "{modelfile}"),

@@ -193,17 +193,17 @@ def test_a_broken_config_is_the_first_failure() -> None:
     assert str(path) in line and "line 2" in line
 
 
-def test_a_ca_bundle_that_is_not_pem_is_a_tls_failure_not_a_crash(
+def test_a_ca_bundle_that_is_not_pem_is_a_usage_error_not_a_crash(
     gateway: Gateway, tmp_path: Path
 ) -> None:
     garbage = tmp_path / "ca.pem"
     garbage.write_text("not a certificate\n")
     result = run_cli(*gateway.args(), "--ca-cert", str(garbage), "doctor")
-    assert result.exit_code == 3  # what every other command exits with
-    assert f"cannot use the CA bundle from --ca-cert ({garbage})" in check_line(
-        result.stdout, "TLS"
+    assert result.exit_code == 2  # what every other command exits with
+    assert f"the CA bundle {garbage} holds no PEM certificate (the CA bundle from --ca-cert)" in (
+        check_line(result.stdout, "TLS")
     )
-    assert "PEM file" in fix_after(result.stdout, "TLS")
+    assert "PEM certificate of the CA" in fix_after(result.stdout, "TLS")
     listing = run_cli(*gateway.args(), "--ca-cert", str(garbage), "list")
-    assert listing.exit_code == 3
-    assert "the CA bundle holds no certificate (is it a PEM file?)" in listing.stderr
+    assert listing.exit_code == 2
+    assert f"the CA bundle {garbage} holds no PEM certificate" in listing.stderr

@@ -70,7 +70,9 @@ class Target:
 
 
 def _fail(name: str, detail: str, suggestion: str | None, code: int) -> Check:
-    return Check(name, FAIL, detail, suggestion, code)
+    from ollamactl.http_errors import DOCTOR_CHECKS_IT  # a hint that sends the user here
+
+    return Check(name, FAIL, detail, suggestion and suggestion.replace(DOCTOR_CHECKS_IT, ""), code)
 
 
 def _skip(name: str, why: str) -> Check:
@@ -238,12 +240,17 @@ def _tls(settings: Settings, target: Target, addresses: list[str], timeout: floa
         return _skip("TLS", "through the proxy: the API check below covers it")
     import ssl
 
+    from ollamactl.http_errors import CA_BUNDLE_HINT, ca_bundle_problem
+
     host, address = settings.host.host, addresses[0]
     bundle, trust = _trust(settings)
     context = ssl.create_default_context()
     if settings.insecure_tls:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     else:
+        problem = ca_bundle_problem(bundle) if bundle else None
+        if problem:
+            return _fail("TLS", f"{problem} ({trust})", CA_BUNDLE_HINT, ExitCode.USAGE)
         location = {"capath" if bundle and os.path.isdir(bundle) else "cafile": bundle}
         try:
             context.load_verify_locations(**location)
