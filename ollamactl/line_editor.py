@@ -71,6 +71,7 @@ class Placeholder:
         self._getc_slot = ctypes.c_void_p.in_dll(library, "rl_getc_function")
         self._redisplay_slot = ctypes.c_void_p.in_dll(library, "rl_redisplay_function")
         self._line_end = ctypes.c_int.in_dll(library, "rl_end")
+        self._cursor_column = ctypes.c_int.in_dll(library, "_rl_last_c_pos")
         self._saved = (self._getc_slot.value, self._redisplay_slot.value)
         self._original_getc = _GETC(self._saved[0])
         self._original_redisplay = _REDISPLAY(self._saved[1])
@@ -108,11 +109,13 @@ class Placeholder:
         return key
 
     def _draw(self) -> None:
+        if self._cursor_column.value == 0:  # readline draws the line anew (after a resize):
+            self._write("\r")  # from where it thinks the cursor is, as its own redisplay does
         try:
             self._original_redisplay()
         except BaseException:  # a pending Ctrl-C: readline is cleaning up after it
             return  # (input() raises KeyboardInterrupt all the same)
-        if self.text and not self.shown and self._line_end.value == 0:
+        if self.text and self._line_end.value == 0:  # again after a resize
             count = len(self.text.encode("utf-8"))
             self._write(f"{PLACEHOLDER_COLOR}{self.text}\x1b[{count}D\x1b[0m")
             self.shown = True

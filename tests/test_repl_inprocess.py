@@ -22,8 +22,9 @@ from ollamactl.params import RequestOptions
 from ollamactl.repl import Repl, completions
 from ollamactl.session import Session
 from ollamactl.terminal import Terminal
+from tests.backends import Backend
 from tests.fake_ollama import OllamaTestServer
-from tests.helpers import PNG, on
+from tests.helpers import PNG, on, run_cli
 from tests.helpers import screen as lines_shown
 
 
@@ -56,7 +57,7 @@ class Screen:
 
 
 def repl(
-    server: OllamaTestServer,
+    server: OllamaTestServer | Backend,
     *lines: str,
     request: RequestOptions | None = None,
     model: str = "tiny",
@@ -198,6 +199,25 @@ def test_save_of_a_model_built_from_a_file_is_from_the_model(server: OllamaTestS
     screen, _ = repl(server, "hi", "/save saved", model="fromfile")
     assert "Created new model 'saved'" in screen.stdout
     assert server.json_bodies("/api/create")[-1]["from"] == "fromfile", "not the blob path"
+
+
+@pytest.mark.real
+def test_save_of_a_model_built_from_a_gguf_file_on_a_real_server(
+    real_backend: Backend, tmp_path: Path
+) -> None:
+    built, saved = real_backend.unique_name("gguf"), real_backend.unique_name("saved")
+    modelfile = tmp_path / "Modelfile"
+    modelfile.write_text(f"FROM {real_backend.gguf}\n")
+    created = run_cli("--host", real_backend.url, "create", built, "-f", str(modelfile))
+    assert created.exit_code == 0, created.stderr
+    client = Client(resolve(Flags(host=real_backend.url), env={}))
+    assert client.show(built)["details"]["parent_model"].startswith("/"), "a blob path"
+    bounded = RequestOptions(options={"num_predict": 4})
+    screen, _ = repl(real_backend, "hi", f"/save {saved}", model=built, request=bounded)
+    assert f"Created new model '{saved}'" in screen.stdout, screen.stdout + screen.stderr
+    shown = client.show(saved)
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
+    assert shown["parameters"].split() == ["num_predict", "4"]
 
 
 def test_save_keeps_a_parent_that_is_a_model_name(server: OllamaTestServer) -> None:

@@ -13,7 +13,7 @@ import pexpect
 import pytest
 
 from tests.fake_ollama import OllamaTestServer
-from tests.helpers import screen, spawn
+from tests.helpers import run_cli, saved_chats, screen, spawn
 
 pytestmark = pytest.mark.pty
 
@@ -66,7 +66,8 @@ def test_a_pasted_block_is_one_message_and_its_commands_are_text(
     server: OllamaTestServer,
 ) -> None:
     child = spawn(server, "run", "tiny")
-    child.expect_exact("\x1b[?2004h>>> ")  # bracketed paste on, as the Go CLI
+    child.expect_exact("\x1b[?2004h")  # bracketed paste on, as the Go CLI
+    child.expect_exact(">>> ")
     child.send(f"{PASTE_START}first line\rsecond line\r/bye\r/set system x\rlast{PASTE_END}")
     child.expect_exact("last")
     child.send("\r")
@@ -87,9 +88,13 @@ def test_a_pasted_block_is_one_message_and_its_commands_are_text(
 
 def test_the_placeholder_is_grey_and_goes_with_the_first_key(server: OllamaTestServer) -> None:
     child = spawn(server, "run", "tiny")
+    child.logfile_read = received = io.StringIO()
     child.expect_exact(f">>> {SEND_A_MESSAGE}")  # the Go CLI's bytes
+    child.setwinsize(24, 60)  # readline draws the line again: once, placeholder included
+    child.expect_exact(f">>> {SEND_A_MESSAGE}")
     child.send("h")
     child.expect_exact("\x1b[Kh")
+    assert screen(received.getvalue())[0] == ">>> h"
     child.send("\x7f")  # Backspace to an empty line: it comes back
     child.expect_exact(SEND_A_MESSAGE)
     child.sendline('"""')
@@ -170,3 +175,16 @@ def test_lc_all_c_keeps_characters_whole(server: OllamaTestServer, data_dir: Pat
     finish(child)
     assert contents(server) == ["é日"]
     assert (data_dir / "history").read_text(encoding="utf-8").splitlines() == ["é日"]
+
+
+def test_chat_show_wraps_words_on_a_terminal(server: OllamaTestServer) -> None:
+    server.generation["tokens"] = [WORDS * 2]
+    assert run_cli("--host", server.url, "chat", "tiny", "a question").exit_code == 0
+    [saved] = saved_chats()
+    child = spawn(server, "chat", "show", saved["id"], dimensions=(24, 40))
+    child.expect(pexpect.EOF)
+    child.close()
+    lines = [line.rstrip() for line in screen(child.before) if line.strip()]
+    assert lines[0] == ">>> a question"
+    assert len(lines) > 3 and all(len(line) <= 35 for line in lines), lines
+    assert " ".join(lines[1:]).split() == (WORDS * 2).split()
