@@ -237,6 +237,12 @@ def default_trust(cert_file: str | None, cert_dir: str | None, cert: Any = None)
     return context
 
 
+def _watch_pool(pool: Any) -> Any:
+    """A connection pool whose connections are watched by their request's deadline."""
+    pool.ConnectionCls = _watched(pool.ConnectionCls)
+    return pool
+
+
 class _Adapter(HTTPAdapter):
     """requests' adapter: connections watched by their request's deadline, the default trust
     of :func:`default_trust`, no retries (:meth:`Client._request` decides those)."""
@@ -245,9 +251,11 @@ class _Adapter(HTTPAdapter):
         super().__init__(max_retries=0)
 
     def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> Any:
-        pool = super().get_connection_with_tls_context(*args, **kwargs)
-        pool.ConnectionCls = _watched(pool.ConnectionCls)
-        return pool
+        return _watch_pool(super().get_connection_with_tls_context(*args, **kwargs))
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """What requests < 2.32.2 (setup.cfg allows 2.31) asks for instead of the above."""
+        return _watch_pool(super().get_connection(*args, **kwargs))
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         super().cert_verify(conn, url, verify, cert)
