@@ -18,7 +18,7 @@ from ollamactl import __version__
 from ollamactl.app import App
 from ollamactl.config import Flags
 from ollamactl.errors import Interrupted, OllamactlError, exit_code_table
-from ollamactl.options import AliasOption, ca_cert_option, header_option
+from ollamactl.options import AliasOption, ca_cert_option, client_cert_options, header_option
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -35,6 +35,7 @@ Environment variables:
   OLLAMACTL_CONFIG_DIR  folder of config.toml (default: the user config dir)
   OLLAMACTL_CACHE_DIR   folder of the completion cache (default: the user cache dir)
   OLLAMACTL_CA_CERT   CA bundle for TLS verification (or REQUESTS_CA_BUNDLE)
+  OLLAMACTL_CLIENT_CERT, OLLAMACTL_CLIENT_KEY  client certificate and key (mutual TLS)
 """
 )
 
@@ -210,6 +211,7 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
 @click.option("--api-key", metavar="TOKEN", help="Bearer token (env OLLAMA_API_KEY).")
 @header_option
 @ca_cert_option
+@client_cert_options
 @click.option(
     "--insecure-tls", is_flag=True, default=None, help="Do not verify TLS certificates (unsafe)."
 )

@@ -18,6 +18,7 @@ from typing import Any
 
 from ollamactl.errors import ConfigError, UsageError
 from ollamactl.hosts import DEFAULT_HOST, HostURL, is_secret_header, parse_header, parse_host
+from ollamactl.mtls import check_client_certificate
 from ollamactl.paths import config_dir, write_private_file
 from ollamactl.profiles import layer_from_profile, profile_table, secret_from_profile
 
@@ -29,7 +30,7 @@ CONFIG_FILE_NAME = "config.toml"
 PRECEDENCE = (
     "command-line flags",
     "the profile chosen with --profile or OLLAMACTL_PROFILE",
-    "environment (OLLAMA_HOST, OLLAMA_API_KEY, OLLAMACTL_CA_CERT)",
+    "environment (OLLAMA_HOST, OLLAMA_API_KEY, OLLAMACTL_CA_CERT, OLLAMACTL_CLIENT_CERT/KEY)",
     "default_profile",
     f"built-in defaults ({DEFAULT_HOST})",
 )
@@ -83,6 +84,8 @@ class Flags:
     api_key: str | None = None
     headers: tuple[str, ...] = ()
     ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     insecure_tls: bool | None = None
     connect_timeout: float | None = None
     read_timeout: float | None = None
@@ -97,6 +100,8 @@ class Settings:
     api_key: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     insecure_tls: bool = False
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
@@ -141,15 +146,18 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
+#: The environment variable of each setting read from the environment.
+_ENV_NAMES = {
+    "host": "OLLAMA_HOST",
+    "api_key": "OLLAMA_API_KEY",
+    "ca_cert": "OLLAMACTL_CA_CERT",
+    "client_cert": "OLLAMACTL_CLIENT_CERT",
+    "client_key": "OLLAMACTL_CLIENT_KEY",
+}
+
+
 def _layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    layer: dict[str, Any] = {}
-    if env.get("OLLAMA_HOST"):
-        layer["host"] = env["OLLAMA_HOST"]
-    if env.get("OLLAMA_API_KEY"):
-        layer["api_key"] = env["OLLAMA_API_KEY"]
-    if env.get("OLLAMACTL_CA_CERT"):
-        layer["ca_cert"] = env["OLLAMACTL_CA_CERT"]
-    return layer
+    return {key: env[var] for key, var in _ENV_NAMES.items() if env.get(var)}
 
 
 def _layer_from_flags(flags: Flags) -> dict[str, Any]:
@@ -159,6 +167,8 @@ def _layer_from_flags(flags: Flags) -> dict[str, Any]:
             "host",
             "api_key",
             "ca_cert",
+            "client_cert",
+            "client_key",
             "insecure_tls",
             "connect_timeout",
             "read_timeout",
@@ -191,8 +201,8 @@ def resolve(
 
     The layers are applied in the order of :data:`PRECEDENCE`. Headers merge across
     layers (a higher layer wins for the same name). Credentials are bound to
-    their host: when another layer supplies the host, a profile's API key and
-    secret headers are not sent (its ``api_key_env``/``api_key_cmd`` is not even
+    their host: when another layer supplies the host, a profile's API key, client
+    certificate and secret headers are not sent (its ``api_key_env``/``api_key_cmd`` is not even
     run), nor is ``OLLAMA_API_KEY`` when ``OLLAMA_HOST`` was overridden or the host
     is that of the chosen profile. ``with_secrets=False`` skips running key sources at all (for a
     caller that only needs the base URL, such as shell completion).
@@ -247,6 +257,8 @@ def resolve(
             api_key=values.get("api_key") or None,
             headers=headers,
             ca_cert=values.get("ca_cert"),
+            client_cert=values.get("client_cert"),
+            client_key=values.get("client_key"),
             insecure_tls=bool(values.get("insecure_tls", False)),
             connect_timeout=float(values.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
             read_timeout=float(values.get("read_timeout", DEFAULT_READ_TIMEOUT)),
@@ -265,6 +277,7 @@ def resolve(
         raise UsageError(
             f"cannot read the CA certificate file {settings.ca_cert!r} (from {sources['ca_cert']})"
         )
+    check_client_certificate(settings.client_cert, settings.client_key, sources)
     return settings
 
 
@@ -273,7 +286,8 @@ def _bind_credentials(
 ) -> None:
     """Keep each credential with its host; resolve the API key of the profiles that keep theirs.
 
-    A profile with a host that is not the one used loses its API key and secret headers.
+    A profile with a host that is not the one used loses its API key, client certificate and
+    secret headers.
     ``OLLAMA_API_KEY`` goes with ``OLLAMA_HOST``: it is dropped when that host is overridden,
     or, without ``OLLAMA_HOST``, when the host is that of the profile chosen with ``--profile``
     or ``OLLAMACTL_PROFILE`` (it still overrides default_profile's key). ``env`` None: no key source
@@ -312,8 +326,9 @@ def _check_header_value(text: str, what: str) -> None:
 
 
 def _drop_credentials(layer: dict[str, Any]) -> None:
-    """Remove the API key and secret headers of a profile whose host is not the one used."""
-    layer.pop("api_key", None)
+    """Remove the API key, client certificate and secret headers of a profile not in use."""
+    for key in ("api_key", "client_cert", "client_key"):
+        layer.pop(key, None)
     if "headers" in layer:
         layer["headers"] = {k: v for k, v in layer["headers"].items() if not is_secret_header(k)}
 
@@ -324,6 +339,8 @@ _FLAG_NAMES = {
     "api_key": "--api-key",
     "headers": "-H",
     "ca_cert": "--ca-cert",
+    "client_cert": "--client-cert",
+    "client_key": "--client-key",
     "insecure_tls": "--insecure-tls",
     "connect_timeout": "--connect-timeout",
     "read_timeout": "--read-timeout",
@@ -335,7 +352,5 @@ def _describe_source(origin: str, key: str) -> str:
     if origin == "flag":
         return _FLAG_NAMES[key]
     if origin == "environment":
-        return {"host": "OLLAMA_HOST", "api_key": "OLLAMA_API_KEY", "ca_cert": "OLLAMACTL_CA_CERT"}[
-            key
-        ]
+        return _ENV_NAMES[key]
     return origin

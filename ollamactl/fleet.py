@@ -45,9 +45,11 @@ def _ask(app: App, answer: HostAnswer, fetch: Callable[[Client], Models]) -> Non
 
 def ask_every_profile(app: App, fetch: Callable[[Client], Models]) -> list[HostAnswer]:
     """Query every profile in parallel; a host that does not answer in time is an error."""
-    if app.flags.host or app.flags.profile or app.flags.api_key or app.flags.headers:
+    flags = app.flags
+    if flags.host or flags.profile or flags.api_key or flags.headers or flags.client_cert:
         raise UsageError(
-            "--all-profiles cannot be combined with --host, --profile, --api-key or -H"
+            "--all-profiles cannot be combined with --host, --profile, --api-key, -H"
+            " or --client-cert (each profile has its own)"
         )
     profiles = load_config().get("profiles")
     if not isinstance(profiles, dict) or not profiles:

@@ -119,6 +119,27 @@ ca_cert_option = click.option(
 )
 
 
+def client_cert_options(func: F) -> F:
+    """``--client-cert``/``--client-key`` (mutual TLS): global options, and fields of a profile."""
+    return apply(
+        func,
+        click.option(
+            "--client-cert",
+            type=click.Path(dir_okay=False),
+            metavar="PATH",
+            help="Client certificate (PEM) for a server that requires one, as curl --cert"
+            " (env OLLAMACTL_CLIENT_CERT).",
+        ),
+        click.option(
+            "--client-key",
+            type=click.Path(dir_okay=False),
+            metavar="PATH",
+            help="Its private key (PEM, unencrypted) if not in the certificate file"
+            " (env OLLAMACTL_CLIENT_KEY).",
+        ),
+    )
+
+
 def insecure_option(func: F) -> F:
     """``--insecure``: the registry of a pull or push (also a missing model's) is insecure."""
     return click.option(

@@ -61,11 +61,21 @@ def parse_host_setting(key: str, raw: str) -> str:
     return raw.strip()
 
 
-def parse_ca_cert_setting(key: str, raw: str) -> str:
-    path = Path(raw).expanduser().absolute()
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{key}: cannot read the CA certificate file {str(path)!r}")
-    return str(path)
+def _readable_file(what: str) -> Callable[[str, str], str]:
+    """The parser of a path to a readable file (made absolute), called ``what`` in messages."""
+
+    def parse(key: str, raw: str) -> str:
+        path = Path(raw).expanduser().absolute()
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"{key}: cannot read the {what} {str(path)!r}")
+        return str(path)
+
+    return parse
+
+
+parse_ca_cert_setting = _readable_file("CA certificate file")
+parse_client_cert_setting = _readable_file("client certificate file")
+parse_client_key_setting = _readable_file("client key file")
 
 
 def _keep_alive(key: str, raw: str) -> KeepAlive | None:
@@ -121,6 +131,16 @@ PROFILE_SETTINGS = {
     "api_key_cmd": Setting("bearer token printed by this command at run time", _text, API_KEY),
     "ca_cert": Setting(
         "CA bundle that verifies the server's certificate", parse_ca_cert_setting, CONNECTION
+    ),
+    "client_cert": Setting(
+        "client certificate (PEM) for servers that require one (mutual TLS)",
+        parse_client_cert_setting,
+        CONNECTION,
+    ),
+    "client_key": Setting(
+        "private key (PEM, not encrypted) of client_cert, if not in that file",
+        parse_client_key_setting,
+        CONNECTION,
     ),
     "insecure_tls": Setting("true: do not verify TLS certificates (unsafe)", _boolean, CONNECTION),
     "connect_timeout": Setting("seconds allowed to connect", _seconds, CONNECTION),

@@ -3,6 +3,7 @@
 The gateway is what people put in front of a remote Ollama: TLS with a certificate from a
 private CA (generated here, valid for 127.0.0.1 and localhost), the API under the path prefix
 ``/ollama-api``, a bearer token checked by nginx itself, and streams passed through unbuffered.
+A third TLS port also requires a client certificate from the same CA (``ssl_verify_client on``).
 Besides the API it serves nginx's own HTML error pages (``/bad-gateway`` answers 502: its
 upstream port is closed; ``/slow-gateway`` answers 504: its upstream accepts and never replies),
 two misconfigurations (``/misrouted`` forwards to Ollama's ``/api/``, so requests arrive as
@@ -53,7 +54,7 @@ NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/ngin
 
 @dataclass(frozen=True)
 class Certificates:
-    """PEM files of a throwaway CA and of two server certificates it issued."""
+    """PEM files of a throwaway CA, two server certificates and a client certificate it issued."""
 
     ca: Path
     server_cert: Path
@@ -61,10 +62,14 @@ class Certificates:
     #: A certificate for another host name (``other.invalid``), for hostname-mismatch tests.
     other_cert: Path
     other_key: Path
+    #: A certificate for client authentication (mutual TLS), its key, and that key encrypted.
+    client_cert: Path
+    client_key: Path
+    client_key_encrypted: Path
 
 
 def make_certificates(folder: Path) -> Certificates:
-    """Generate a CA, a certificate for 127.0.0.1/localhost and one for ``other.invalid``."""
+    """Generate a CA, certificates for 127.0.0.1/localhost and ``other.invalid``, and a client."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -121,7 +126,11 @@ def make_certificates(folder: Path) -> Certificates:
         .sign(ca_key, hashes.SHA256())
     )
 
-    def leaf(common_name: str, alt_names: list[x509.GeneralName]) -> tuple[bytes, bytes]:
+    def leaf(
+        common_name: str,
+        alt_names: list[x509.GeneralName],
+        usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
+    ) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
@@ -133,26 +142,37 @@ def make_certificates(folder: Path) -> Certificates:
             .not_valid_after(now + datetime.timedelta(days=60))
             .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
             )
             .sign(ca_key, hashes.SHA256())
         )
-        return cert.public_bytes(serialization.Encoding.PEM), pem_key(key)
+        return cert.public_bytes(serialization.Encoding.PEM), key
 
     server_pem, server_key = leaf(
         "127.0.0.1",
         [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
     other_pem, other_key = leaf("other.invalid", [x509.DNSName("other.invalid")])
+    client_pem, client_key = leaf(
+        "ollamactl test client", [x509.DNSName("client.invalid")], ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    encrypted = client_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"test-password"),
+    )
     return Certificates(
         ca=write(folder / "ca.pem", ca_cert.public_bytes(serialization.Encoding.PEM)),
         server_cert=write(folder / "server.pem", server_pem),
-        server_key=write(folder / "server.key", server_key),
+        server_key=write(folder / "server.key", pem_key(server_key)),
         other_cert=write(folder / "other.pem", other_pem),
-        other_key=write(folder / "other.key", other_key),
+        other_key=write(folder / "other.key", pem_key(other_key)),
+        client_cert=write(folder / "client.pem", client_pem),
+        client_key=write(folder / "client.key", pem_key(client_key)),
+        client_key_encrypted=write(folder / "client-encrypted.key", encrypted),
     )
 
 
@@ -226,6 +246,15 @@ http {{
         ssl_certificate_key {certs.other_key};
         {api}
     }}
+    server {{
+        listen 127.0.0.1:{ports["mtls"]} ssl;
+        ssl_certificate {certs.server_cert};
+        ssl_certificate_key {certs.server_key};
+        ssl_client_certificate {certs.ca};
+        ssl_verify_client on;
+        ssl_verify_depth 2;
+        {api}
+    }}
 }}
 """
 
@@ -238,6 +267,7 @@ class Gateway:
     certs: Certificates
     port: int
     mismatch_port: int
+    mtls_port: int
     error_log: Path
     token: str = TOKEN
 
@@ -255,6 +285,11 @@ class Gateway:
     def mismatch_url(self) -> str:
         """The API on a port whose certificate is for ``other.invalid``."""
         return f"https://127.0.0.1:{self.mismatch_port}{PREFIX}"
+
+    @property
+    def mtls_url(self) -> str:
+        """The API on a port that also requires a client certificate (``certs.client_cert``)."""
+        return f"https://127.0.0.1:{self.mtls_port}{PREFIX}"
 
     @property
     def bad_gateway_url(self) -> str:
@@ -318,6 +353,7 @@ def start_nginx(
         ports = {
             "https": free_port(),
             "mismatch": free_port(),
+            "mtls": free_port(),
             "closed": free_port(),
             "silent": silent_port,
         }
@@ -334,7 +370,7 @@ def start_nginx(
             lifetime = threading.Timer(LIFETIME_SECONDS, process.kill)
             lifetime.daemon = True
             lifetime.start()
-        if _wait_until_listening(process, [ports["https"], ports["mismatch"]]):
+        if _wait_until_listening(process, [ports["https"], ports["mismatch"], ports["mtls"]]):
             return process, ports
         stop_process(process)
         if "Address already in use" not in _read(error_log):
@@ -386,6 +422,7 @@ def serving_gateway(
                 certs=certs,
                 port=ports["https"],
                 mismatch_port=ports["mismatch"],
+                mtls_port=ports["mtls"],
                 error_log=root / "error.log",
             )
         finally:

@@ -14,7 +14,13 @@ from ollamactl.completion import complete_profiles
 from ollamactl.config import PRECEDENCE, config_path, load_config, redact, save_config
 from ollamactl.errors import ConfigError, UsageError
 from ollamactl.hosts import is_secret_header, parse_header, parse_host
-from ollamactl.options import ca_cert_option, header_option, names_only_option
+from ollamactl.mtls import check_client_certificate
+from ollamactl.options import (
+    ca_cert_option,
+    client_cert_options,
+    header_option,
+    names_only_option,
+)
 from ollamactl.profiles import (
     API_KEY,
     PROFILE_NAME,
@@ -23,6 +29,8 @@ from ollamactl.profiles import (
     check_profile_name,
     keys_of,
     parse_ca_cert_setting,
+    parse_client_cert_setting,
+    parse_client_key_setting,
     parse_host_setting,
     profile_table,
 )
@@ -189,6 +197,8 @@ def _environment_notes() -> list[str]:
         ("OLLAMA_HOST", "host"),
         ("OLLAMA_API_KEY", "api_key"),
         ("OLLAMACTL_CA_CERT", "ca_cert"),
+        ("OLLAMACTL_CLIENT_CERT", "client_cert"),
+        ("OLLAMACTL_CLIENT_KEY", "client_key"),
     ):
         if os.environ.get(var):
             notes.append(
@@ -373,6 +383,7 @@ def profile_group() -> None:
 )
 @header_option
 @ca_cert_option
+@client_cert_options
 @click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
 @pass_app
 def profile_add(
@@ -384,6 +395,8 @@ def profile_add(
     api_key_stdin: bool,
     headers: tuple[str, ...],
     ca_cert: str | None,
+    client_cert: str | None,
+    client_key: str | None,
     make_default: bool,
 ) -> None:
     """Add a profile NAME for the server at URL.
@@ -398,6 +411,8 @@ def profile_add(
           --api-key-env GPU_TOKEN --default
       pass show gpu-token | ollamactl config profile add gpu --host https://gw --api-key-stdin
       ollamactl config profile add lab --host lab:11434 -H 'X-Team: ml' --ca-cert ca.pem
+      ollamactl config profile add corp --host https://ollama.corp --client-cert me.pem \\
+          --client-key me.key
     """
     if sum(map(bool, (api_key_env, api_key_cmd, api_key_stdin))) > 1:
         raise UsageError("give at most one of --api-key-env, --api-key-cmd and --api-key-stdin")
@@ -419,6 +434,15 @@ def profile_add(
         table["headers"] = dict(parse_header(h) for h in headers)
     if ca_cert:
         table["ca_cert"] = parse_ca_cert_setting("--ca-cert", ca_cert)
+    if client_cert:
+        table["client_cert"] = parse_client_cert_setting("--client-cert", client_cert)
+    if client_key:
+        table["client_key"] = parse_client_key_setting("--client-key", client_key)
+    check_client_certificate(
+        table.get("client_cert"),
+        table.get("client_key"),
+        {"client_cert": "--client-cert", "client_key": "--client-key"},
+    )
     _profiles(config)[name] = table
     if make_default:
         config["default_profile"] = name
