@@ -200,7 +200,7 @@ def test_pull_needs_models_or_all(server: OllamaTestServer) -> None:
     assert on(server, "pull").exit_code == 2
     result = on(server, "pull", "--all", "tiny")
     assert result.exit_code == 2
-    assert result.stderr == "Error: give MODEL names or --all\n"
+    assert result.stderr == "Error: give MODEL names, --all or --outdated\n"
 
 
 # -- push -----------------------------------------------------------------------------------

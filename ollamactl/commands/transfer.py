@@ -11,7 +11,15 @@ import click
 from ollamactl import transfers
 from ollamactl.app import App, pass_app, warn
 from ollamactl.completion import complete_models
-from ollamactl.errors import APIError, AuthFailed, ExitCode, Interrupted, OllamactlError, UsageError
+from ollamactl.errors import (
+    APIError,
+    AuthFailed,
+    ConnectionFailed,
+    ExitCode,
+    Interrupted,
+    OllamactlError,
+    UsageError,
+)
 from ollamactl.modelfile import SERVER_SINCE, CreatePlan, read_modelfile
 from ollamactl.names import model_key, push_destination
 from ollamactl.options import no_progress_option, progress_option, transfer_options
@@ -67,6 +75,11 @@ def _summary(updated: list[str], unchanged: list[str], failed: list[str]) -> str
 @click.argument("models", nargs=-1)
 @click.option("--all", "pull_all", is_flag=True, help="Pull every model on the server again.")
 @click.option("--if-missing", is_flag=True, help="Skip the models the server already has.")
+@click.option(
+    "--outdated",
+    is_flag=True,
+    help="Pull the models `outdated` finds outdated (of MODELS, else of every model).",
+)
 @transfer_options
 @pass_app
 def pull(
@@ -74,31 +87,38 @@ def pull(
     models: tuple[str, ...],
     pull_all: bool,
     if_missing: bool,
+    outdated: bool,
     **options: Any,
 ) -> None:
     """Pull models from a registry onto the server.
 
     Progress goes to stderr: bars on a terminal, plain lines in logs and pipes, the server's
     JSON events with --progress json. A pull that breaks or stalls is re-issued (the server
-    resumes it). With several models or --all, a summary line says which were updated,
-    unchanged or failed; stdout stays empty.
+    resumes it). With several models, --all or --outdated, a summary line says which were
+    updated, unchanged or failed; stdout stays empty. --outdated asks each model's registry
+    first, as `ollamactl outdated` does, and exits 3 after the pulls if a registry could not
+    be asked.
 
     \b
     Examples:
       ollamactl pull llama3.2
       ollamactl pull llama3.2 qwen3:4b nomic-embed-text
       ollamactl pull --all                     # update every model
+      ollamactl pull --outdated                # update the models the registry has anew
       ollamactl pull --if-missing llama3.2     # in CI: pull only when absent
       ollamactl pull llama3.2 --progress json 2> progress.ndjson
     """
-    if pull_all == bool(models):
-        raise UsageError("give MODEL names or --all")
+    if (pull_all and (models or outdated)) or not (pull_all or outdated or models):
+        raise UsageError("give MODEL names, --all or --outdated")
     how = _transfer_of(options)
-    many = pull_all or len(models) > 1
+    report = _Report(how.progress, app.terminal)
+    unchecked: list[str] = []
+    if outdated:
+        models, unchecked = _outdated(app, models, report, insecure=how.insecure)
+    many = pull_all or outdated or len(models) > 1
     listed = app.client.tags() if (many or if_missing) else []
     before = digests(listed)
     names = [str(m.get("name", "")) for m in listed] if pull_all else list(dict.fromkeys(models))
-    report = _Report(how.progress, app.terminal)
     pulled: list[str] = []
     present: list[str] = []
     failures: dict[str, OllamactlError] = {}
@@ -128,6 +148,24 @@ def pull(
         report.line(_summary(updated, unchanged, failed), summary=summary)
     if failures:
         raise _failure(list(failures.values()), len(names))
+    if unchecked:
+        raise ConnectionFailed(
+            f"could not ask the registry of {', '.join(unchecked)} (see the warnings above)"
+        )
+
+
+def _outdated(
+    app: App, models: tuple[str, ...], report: _Report, *, insecure: bool
+) -> tuple[tuple[str, ...], list[str]]:
+    """Of ``models`` (all if none), those outdated, and those whose registry did not answer."""
+    from ollamactl.commands.outdated import check_models
+    from ollamactl.registry import OUTDATED, UNREACHABLE
+
+    results = check_models(app, models, insecure=insecure)
+    for reason in sorted({r.reason for r in results if r.status == UNREACHABLE}):
+        report.line(f"Warning: {reason}", warning=reason)
+    unchecked = [r.name for r in results if r.status == UNREACHABLE]
+    return tuple(r.name for r in results if r.status == OUTDATED), unchecked
 
 
 class _Report:
