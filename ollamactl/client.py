@@ -29,7 +29,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from ollamactl import __version__, http_errors, mtls
+from ollamactl import __version__, http_errors
 from ollamactl.config import Settings
 from ollamactl.errors import (
     BadResponse,
@@ -204,9 +204,16 @@ class _Deadline:
 
 
 class _Watched:
-    """A connection whose wait for an answer is bounded by the current request's deadline."""
+    """A connection whose wait for an answer is bounded by the current request's deadline
+    (the TLS handshake already is by the connect timeout: CPython counts it as a whole)."""
 
     sock: Any
+
+    def connect(self) -> None:
+        try:
+            super().connect()  # type: ignore[misc]
+        except socket.timeout as e:  # in the TLS handshake, which urllib3 calls a read timeout
+            raise urllib3.exceptions.ConnectTimeoutError(self, f"TLS handshake: {e}") from e
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         deadline: _Deadline | None = getattr(_watching, "deadline", None)
@@ -336,8 +343,6 @@ class Client:
         session.headers.update(settings.headers)
         if settings.ca_cert:
             session.verify = settings.ca_cert
-        if settings.client_cert:
-            session.cert = (settings.client_cert, settings.client_key or settings.client_cert)
         if settings.insecure_tls:
             session.verify = False
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -425,8 +430,6 @@ class Client:
             if deadline.expired:
                 raise http_errors.too_slow(url, self.base_url, deadline.seconds) from None
             error = http_errors.transport_error(e, url, self.base_url, idle)
-            if isinstance(e, requests.exceptions.SSLError):
-                error = mtls.refusal(str(e), self.settings, how="TLS alert") or error
             raise error from http_errors.shown_cause(e)
         finally:
             _watching.deadline = None
@@ -445,9 +448,6 @@ class Client:
             raise http_errors.busy(response, self.base_url, asked, MAX_RETRY_AFTER_SECONDS)
         source = self.settings.credential_source()
         error = http_errors.status_error(response, content, self.base_url, source, asked)
-        if status == 400:
-            page = content.decode("utf-8", "replace")
-            error = mtls.refusal(page, self.settings, how="HTTP 400") or error
         raise error
 
     def _after_tries(self, error: OllamactlError, tries: int, seconds: float) -> OllamactlError:

@@ -131,13 +131,12 @@ def test_the_batch_engine_records_answers_that_never_end(proxy: FaultProxy, tmp_
 
 
 class TricklingServer:
-    """Answers every request with a JSON head at once, then its body one byte every 0.1 s."""
+    """Answers the first request with ``first`` at once, then ``drip`` one byte every 0.1 s."""
 
-    BODY = b"{" + b" " * 60 + b"}"
-
-    def __init__(self) -> None:
+    def __init__(self, first: bytes, drip: bytes) -> None:
+        self.first, self.drip = first, drip
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.port = self.listener.getsockname()[1]
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -155,20 +154,30 @@ class TricklingServer:
             connection, _ = self.listener.accept()
             with connection:
                 connection.recv(65536)
-                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(self.BODY)}\r\n\r\n"
-                connection.sendall(head.encode())
-                for index in range(len(self.BODY)):
+                connection.sendall(self.first)
+                for index in range(len(self.drip)):
                     if self.stopping.wait(0.1):
                         return
-                    connection.sendall(self.BODY[index : index + 1])
+                    connection.sendall(self.drip[index : index + 1])
 
 
 def test_a_body_that_trickles_in_hits_the_deadline() -> None:
-    with TricklingServer() as server:
-        args = ("--host", server.url, "--read-timeout", "0.5", "--retries", "0", "list")
-        result = run_cli(*args)
+    body = b"{" + b" " * 60 + b"}"
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with TricklingServer(head, body) as server:
+        args = ("--read-timeout", "0.5", "--retries", "0", "list")
+        result = run_cli("--host", f"http://127.0.0.1:{server.port}", *args)
     assert result.exit_code == 3, result.stderr
     assert_one_clean_error(result.stderr, "did not complete its answer within 0.5s")
+
+
+def test_a_tls_handshake_that_trickles_in_is_a_connect_timeout() -> None:
+    """A TLS record of 16 KB announced, then a byte every 0.1 s: within --connect-timeout."""
+    with TricklingServer(b"\x16\x03\x03\x40\x00", bytes(60)) as server:
+        args = ("--connect-timeout", "0.5", "--retries", "0", "list")
+        result = run_cli("--host", f"https://127.0.0.1:{server.port}", *args)
+    assert result.exit_code == 3, result.stderr
+    assert_one_clean_error(result.stderr, "timed out connecting to", "--connect-timeout")
 
 
 def test_a_short_retry_after_is_obeyed(mocked: responses.RequestsMock, waits: list[float]) -> None:
