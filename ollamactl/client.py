@@ -29,7 +29,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from ollamactl import __version__, http_errors
+from ollamactl import __version__, http_errors, mtls
 from ollamactl.config import Settings
 from ollamactl.errors import (
     BadResponse,
@@ -343,6 +343,8 @@ class Client:
         session.headers.update(settings.headers)
         if settings.ca_cert:
             session.verify = settings.ca_cert
+        if settings.client_cert:
+            session.cert = (settings.client_cert, settings.client_key or settings.client_cert)
         if settings.insecure_tls:
             session.verify = False
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -430,6 +432,8 @@ class Client:
             if deadline.expired:
                 raise http_errors.too_slow(url, self.base_url, deadline.seconds) from None
             error = http_errors.transport_error(e, url, self.base_url, idle)
+            if isinstance(e, requests.exceptions.SSLError):
+                error = mtls.refusal(str(e), self.settings, how="TLS alert") or error
             raise error from http_errors.shown_cause(e)
         finally:
             _watching.deadline = None
@@ -448,6 +452,9 @@ class Client:
             raise http_errors.busy(response, self.base_url, asked, MAX_RETRY_AFTER_SECONDS)
         source = self.settings.credential_source()
         error = http_errors.status_error(response, content, self.base_url, source, asked)
+        if status == 400:
+            page = content.decode("utf-8", "replace")
+            error = mtls.refusal(page, self.settings, how="HTTP 400") or error
         raise error
 
     def _after_tries(self, error: OllamactlError, tries: int, seconds: float) -> OllamactlError:
