@@ -6,20 +6,81 @@ with string streams and the TTY flags they want (as httpie's ``MockEnvironment``
 
 Escape codes (colour, cursor movement, spinners, bars) are written only to a stream that is
 a terminal and whose ``TERM`` is not ``dumb``; colour also needs ``NO_COLOR`` unset. The width
-is read again on every use, so a resized window is followed.
+is read again on every use, so a resized window is followed. Text a server sent is shown
+through :func:`sanitise`: its control characters can neither move the cursor nor set the
+clipboard.
+
+:func:`guard_standard_streams` (run once by ``main``) makes the process's own streams safe:
+a closed descriptor reads as empty or fails on the first write, a reader that stops early
+(a broken pipe) ends the command quietly, a full disk is one error.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from ollamactl.errors import UsageError
+
 DEFAULT_SIZE = (80, 24)
+#: C0 controls but tab and line feed, DEL and the C1 controls (CSI, OSC... in 8 bits).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code >= 0x80:  # a C1 control is ESC and a letter in 7 bits: shown so
+        return f"^[{chr(code - 0x40)}"
+    return f"^{chr(code ^ 0x40)}"
+
+
+def sanitise(text: str) -> str:
+    r"""``text`` with its control characters (but tab and newline) shown in caret notation.
+
+    For text from a server shown to a person: an escape sequence in it (``ESC ]52`` sets the
+    clipboard, ``ESC [2J`` clears the screen) is printed as characters, never obeyed.
+
+    >>> sanitise("boom \x1b]52;c;Y2E=\x07 \x1b[2J\x9b31m\tok\n")
+    'boom ^[]52;c;Y2E=^G ^[[2J^[[31m\tok\n'
+    """
+    return _CONTROL.sub(_visible, text) if _CONTROL.search(text) else text
+
+
+def sanitising(write: Callable[[str], None]) -> Callable[[str], None]:
+    """``write`` with its text made safe by :func:`sanitise` first (for a terminal)."""
+
+    def write_sanitised(text: str) -> None:
+        write(sanitise(text))
+
+    return write_sanitised
+
+
+class OutputClosed(Exception):
+    """The reader of stdout went away (a broken pipe): the command ends quietly (exit 141)."""
+
+
+class OutputFailed(UsageError):
+    """stdout cannot be written (closed, disk full): the data is lost, which is not a success."""
+
+
+#: The exit status of a process killed by SIGPIPE, as a shell reports it (128 + 13).
+BROKEN_PIPE_EXIT = 141
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwind as Ctrl-C does (a partial answer is saved), then exit
+    with 128 + the signal's number, as a shell reports a process that signal ended."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _isatty(stream: Any) -> bool:
@@ -114,6 +175,18 @@ class Terminal:
         with self._stdin_text() as text:
             return without_surrogates(text.readline())
 
+    def read_secret_line(self, what: str) -> str:
+        """The first line of stdin, which must be UTF-8 text: a secret is never guessed at."""
+        binary = getattr(self.stdin, "buffer", None)
+        if binary is None:
+            return self.read_stdin_line()
+        try:
+            return binary.readline().decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"the {what} on stdin is not UTF-8 text") from None
+        except (OSError, ValueError):  # a closed or unreadable stdin holds no secret
+            return ""
+
     def stdin_lines(self) -> Iterator[str]:
         """The lines of stdin as UTF-8, as they arrive; undecodable bytes become U+FFFD."""
         with self._stdin_text() as text:
@@ -123,6 +196,9 @@ class Terminal:
     @contextmanager
     def _stdin_text(self) -> Iterator[TextIO]:
         """Stdin decoded as UTF-8 whatever the locale, its bytes left open afterwards."""
+        if self.stdin is None:  # no stdin at all: as empty
+            yield io.StringIO()
+            return
         binary = getattr(self.stdin, "buffer", None)
         if binary is None:  # already text (e.g. a StringIO in a test)
             yield self.stdin
@@ -146,3 +222,121 @@ def without_surrogates(text: str) -> str:
     'caf\\ufffd ?'
     """
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+class _GuardedDescriptor(io.RawIOBase):
+    """The descriptor of stdout or stderr: a failed write becomes one clean outcome.
+
+    stdout: a broken pipe raises :class:`OutputClosed`, any other failure (a full disk, a
+    closed descriptor) :class:`OutputFailed`; stderr: failures are dropped (nowhere to say
+    them). After the first failure the bytes are discarded, so that nothing is raised again
+    while the process ends.
+    """
+
+    def __init__(self, fd: int, name: str, *, closed: bool = False) -> None:
+        super().__init__()
+        self.fd = fd
+        self.name = name
+        #: The first failed write (kept), and whether it was raised already.
+        self.failure: OSError | None = OSError(errno.EBADF, "it is closed") if closed else None
+        self.raised = False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return self.failure is None and os.isatty(self.fd)
+
+    @property
+    def broken_pipe(self) -> bool:
+        """Whether the reader went away."""
+        return self.failure is not None and self.failure.errno == errno.EPIPE
+
+    def write(self, data: Any) -> int:
+        if self.failure is None:
+            try:
+                return os.write(self.fd, data)
+            except OSError as e:
+                self.failure = e
+        if self.name != "stdout" or self.raised:
+            return len(data)
+        self.raised = True
+        if self.broken_pipe:
+            raise OutputClosed()
+        reason = self.failure.strerror or self.failure
+        raise OutputFailed(f"cannot write the output to stdout: {reason}")
+
+
+@dataclass
+class StandardStreams:
+    """The guarded stdout and stderr of the process (see :func:`guard_standard_streams`)."""
+
+    stdout: _GuardedDescriptor
+    stderr: _GuardedDescriptor
+
+    def exit_code(self, code: int) -> int:
+        """The exit code once the command ended with ``code``: a lost output is not a success.
+
+        Flushes stdout; a broken pipe anywhere makes the code BROKEN_PIPE_EXIT, a failed
+        stdout turns a 0 into 2 with one error line.
+        """
+        try:
+            sys.stdout.flush()
+        except OutputClosed:
+            pass
+        except OutputFailed as e:
+            if code == 0:
+                _say(f"Error: {e}")
+                code = int(e.exit_code)
+        return BROKEN_PIPE_EXIT if self.stdout.broken_pipe else code
+
+
+def _say(line: str) -> None:
+    with suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def guard_standard_streams() -> StandardStreams:
+    """Make stdin, stdout and stderr safe for the whole process; once, at start.
+
+    A descriptor that was closed (``>&-``) is reopened on the null device, so no file or
+    socket opened later takes its number: stdin then reads as empty, stderr drops what is
+    written, and stdout fails on the first write. stdout and stderr are rewrapped over
+    :class:`_GuardedDescriptor` with their encoding and buffering kept.
+    """
+    closed = {fd for fd in (0, 1, 2) if not _is_open(fd)}
+    for fd in sorted(closed):
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    if 0 in closed:
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+    wrapped = {}
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        old = getattr(sys, name)
+        raw = _GuardedDescriptor(fd, name, closed=fd in closed)
+        stream = io.TextIOWrapper(
+            io.BufferedWriter(raw),
+            encoding=getattr(old, "encoding", None) or "utf-8",
+            errors=getattr(old, "errors", None) or "strict",
+            line_buffering=bool(getattr(old, "line_buffering", False)),
+            write_through=name == "stderr",
+        )
+        with suppress(AttributeError, ValueError, OSError):
+            old.flush()
+        setattr(sys, name, stream)
+        wrapped[name] = raw
+    return StandardStreams(wrapped["stdout"], wrapped["stderr"])
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
