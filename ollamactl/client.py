@@ -393,11 +393,11 @@ class Client:
             except (ConnectionFailed, BadResponse) as e:
                 if attempt == tries or not _worth_retrying(e):
                     raise self._after_tries(e, attempt, seconds) from e
-                wait = RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)
+                wait = _backoff(attempt)
             else:
                 if response.status_code < 400:
                     return response, content
-                wait = self._status(response, content, last=attempt == tries)
+                wait = self._status(response, content, attempt, last=attempt == tries)
             finally:
                 deadline.stop()
             log.debug("%s %s: try %d of %d in %.2fs", method, url, attempt + 1, tries, wait)
@@ -440,13 +440,15 @@ class Client:
         log.debug("%s %s -> HTTP %s", method, url, response.status_code)
         return response
 
-    def _status(self, response: requests.Response, content: bytes, *, last: bool) -> float:
+    def _status(
+        self, response: requests.Response, content: bytes, attempt: int, *, last: bool
+    ) -> float:
         """The seconds to wait before trying again after an HTTP error status, or its error."""
         status = response.status_code
         asked = retry_after(response.headers.get("Retry-After"))
         if not last and status in RETRIED_STATUSES:
             if asked is None:
-                return RETRY_BACKOFF_SECONDS
+                return _backoff(attempt)
             if asked <= MAX_RETRY_AFTER_SECONDS:
                 return asked
             raise http_errors.busy(response, self.base_url, asked, MAX_RETRY_AFTER_SECONDS)
@@ -752,6 +754,11 @@ def _done(event: JSON) -> bool:
 def _succeeded(event: JSON) -> bool:
     """The last event of a pull, push or create."""
     return event.get("status") == "success"
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait after try number ``attempt`` (from 1) before the next one."""
+    return RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)
 
 
 def _worth_retrying(error: OllamactlError) -> bool:

@@ -216,7 +216,7 @@ def test_busy_gets_are_retried_with_a_growing_backoff(
         mocked.get(f"{BASE}/api/version", status=502, body="<html>bad gateway</html>")
     with pytest.raises(BadResponse, match="HTTP 502"):
         client(retries=2).version()
-    assert waits == [0.25, 0.25]  # no Retry-After: the backoff of a busy status
+    assert waits == [0.25, 0.5]  # no Retry-After: the backoff doubles
 
 
 # -- 7: bodies of bounded size ----------------------------------------------------------------
