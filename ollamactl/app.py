@@ -35,10 +35,17 @@ class App:
     """The resolved settings (on first use), the HTTP client (on first use) and the terminal."""
 
     def __init__(
-        self, flags: Flags, *, debug: bool = False, terminal: Terminal | None = None
+        self,
+        flags: Flags,
+        *,
+        debug: bool = False,
+        terminal: Terminal | None = None,
+        fallback: bool = True,
     ) -> None:
         self.flags = flags
         self.debug = debug
+        #: Whether a profile's fallback servers may be used (see :mod:`ollamactl.fallback`).
+        self.fallback = fallback
         self.terminal = terminal or Terminal.system()
         self._settings: Settings | None = None
         self._client: Client | None = None
@@ -57,14 +64,19 @@ class App:
             from ollamactl.client import Client
 
             settings = self.settings
+            if self.fallback and settings.fallback:
+                from ollamactl.fallback import reachable
+
+                settings = self._settings = reachable(settings, self.flags)
             self.warn_about_transport(settings)
             self._client = Client(settings)
         return self._client
 
     def for_profile(self, profile: str) -> App:
-        """The same command-line flags with another profile (for the fleet view)."""
+        """The same command-line flags with another profile, without its fallbacks (the fleet
+        view asks each profile's own server)."""
         flags = dataclasses.replace(self.flags, profile=profile)
-        return App(flags, debug=self.debug, terminal=self.terminal)
+        return App(flags, debug=self.debug, terminal=self.terminal, fallback=False)
 
     def warn_about_transport(self, settings: Settings) -> None:
         """Warn (stderr) about disabled TLS checks and credentials sent over plain http://."""

@@ -107,6 +107,9 @@ class Settings:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     retries: int = DEFAULT_RETRIES
     profile: str | None = None
+    #: The profiles to try when the server cannot be reached: the ``fallback`` of the profile
+    #: that named the host (none when --host or OLLAMA_HOST named it).
+    fallback: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -251,6 +254,8 @@ def resolve(
                 values[key] = value
             sources[key] = source
     profile = chosen or (str(default_profile) if default_profile else None)
+    if sources.get("fallback") != sources.get("host"):  # --host, OLLAMA_HOST: that server only
+        values.pop("fallback", None)
     try:
         settings = Settings(
             host=parse_host(str(values.get("host", ""))),
@@ -264,6 +269,7 @@ def resolve(
             read_timeout=float(values.get("read_timeout", DEFAULT_READ_TIMEOUT)),
             retries=int(values.get("retries", DEFAULT_RETRIES)),
             profile=profile,
+            fallback=tuple(values.get("fallback", ())),
             defaults=dict(values.get("defaults", {})),
             sources=sources,
         )

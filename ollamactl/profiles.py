@@ -108,6 +108,25 @@ def _option(key: str, raw: str) -> Any:
         raise UsageError(f"{key}: {e.message}", hint=e.hint) from None
 
 
+def _profile_names(key: str, value: Any) -> list[str]:
+    """Names of other profiles, in order: a list, or text such as ``lab,local`` or ``["lab"]``.
+
+    Whether they exist, and make no cycle, is checked where the whole file is known
+    (:func:`ollamactl.fallback.check_fallbacks`).
+    """
+    names = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            with suppress(ValueError):
+                names = json.loads(text)
+        else:
+            names = [name.strip() for name in text.split(",") if name.strip()]
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise UsageError(f"{key} must be a list of profile names, such as lab,local")
+    return list(dict.fromkeys(check_profile_name(name) for name in names))
+
+
 @dataclass(frozen=True)
 class Setting:
     """A key of a profile: what it means (``config show``), how VALUE is read, and its role.
@@ -148,6 +167,11 @@ PROFILE_SETTINGS = {
         "seconds of silence allowed while the server works", _seconds, CONNECTION
     ),
     "retries": Setting("retries of idempotent requests (0-10)", _retries, CONNECTION),
+    "fallback": Setting(
+        "profiles tried in order when this server cannot be reached (refused, DNS, timeout)",
+        _profile_names,
+        CONNECTION,
+    ),
     "model": Setting("default model of run, chat and embed", _text, DEFAULT),
     "keep_alive": Setting(
         "how long run and chat keep the model loaded (5m, 1h, -1)", _keep_alive, DEFAULT

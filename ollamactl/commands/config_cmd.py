@@ -13,6 +13,7 @@ from ollamactl.app import App, pass_app
 from ollamactl.completion import complete_profiles
 from ollamactl.config import PRECEDENCE, config_path, load_config, redact, save_config
 from ollamactl.errors import ConfigError, UsageError
+from ollamactl.fallback import check_fallbacks, forget
 from ollamactl.hosts import is_secret_header, parse_header, parse_host
 from ollamactl.mtls import check_client_certificate
 from ollamactl.options import (
@@ -101,6 +102,8 @@ def _saved(config: dict[str, Any], message: str) -> None:
 def _drop_profile(config: dict[str, Any], name: str) -> None:
     """Remove a profile, and default_profile with it if it named that profile."""
     del _profiles(config)[name]
+    for other in forget(_profiles(config), name):
+        click.echo(f"removed '{name}' from the fallback of '{other}'", err=True)
     if config.get("default_profile") == name:
         del config["default_profile"]
         click.echo(f"'{name}' was the default profile; there is no default profile now", err=True)
@@ -321,6 +324,8 @@ def config_set(app: App, key: str, value: str) -> None:
                     if other != parts[2] and profile.pop(other, None) is not None:
                         click.echo(f"removed profiles.{parts[1]}.{other}", err=True)
             profile[parts[2]] = typed
+            if parts[2] == "fallback":
+                check_fallbacks(_profiles(config))
     _saved(config, f"set {key}")
 
 
@@ -384,6 +389,11 @@ def profile_group() -> None:
 @header_option
 @ca_cert_option
 @client_cert_options
+@click.option(
+    "--fallback",
+    metavar="A,B",
+    help="Profiles to try in order when this server cannot be reached (refused, DNS, timeout).",
+)
 @click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
 @pass_app
 def profile_add(
@@ -397,6 +407,7 @@ def profile_add(
     ca_cert: str | None,
     client_cert: str | None,
     client_key: str | None,
+    fallback: str | None,
     make_default: bool,
 ) -> None:
     """Add a profile NAME for the server at URL.
@@ -413,6 +424,7 @@ def profile_add(
       ollamactl config profile add lab --host lab:11434 -H 'X-Team: ml' --ca-cert ca.pem
       ollamactl config profile add corp --host https://ollama.corp --client-cert me.pem \\
           --client-key me.key
+      ollamactl config profile add gpu --host https://gpu.lab --fallback lab,local
     """
     if sum(map(bool, (api_key_env, api_key_cmd, api_key_stdin))) > 1:
         raise UsageError("give at most one of --api-key-env, --api-key-cmd and --api-key-stdin")
@@ -443,7 +455,10 @@ def profile_add(
         table.get("client_key"),
         {"client_cert": "--client-cert", "client_key": "--client-key"},
     )
+    if fallback:
+        table["fallback"] = PROFILE_SETTINGS["fallback"].parse("--fallback", fallback)
     _profiles(config)[name] = table
+    check_fallbacks(_profiles(config))
     if make_default:
         config["default_profile"] = name
     _saved(config, f"added profile '{name}'" + (" as the default" if make_default else ""))
