@@ -329,7 +329,7 @@ def bar_text(label: str, completed: int, total: int, rate: float, columns: int) 
             filled = int(cells * percent / 100)
             return f"{head} ▕{'█' * filled}{' ' * (cells - filled)}▏ {suffix}"
     sizes = f"{head} {suffixes[-1].strip()}"
-    return sizes if len(sizes) <= columns else head[:columns]
+    return head if len(head) <= columns < len(sizes) else sizes  # cut where it is redrawn
 
 
 class TerminalProgress(Progress):
@@ -409,25 +409,27 @@ class TerminalProgress(Progress):
     def _redraw(self) -> None:
         """Draw the region over its last drawing (the caller holds the lock).
 
-        Finished lines at its top are drawn once more and leave the region (its last line
-        stays, as the cursor is at its end); of the rest, as many as the terminal has rows.
+        Finished lines at its top are drawn a last time, whole (a long one may wrap, as
+        nothing goes back over it), and leave the region; of the others, as many as the
+        terminal has rows, each cut to its width. With none left, the cursor waits at the
+        start of the next line.
         """
         columns, rows = self.terminal.size(self.stream)
         finished = 0
-        while finished < len(self._lines) - 1 and self._lines[finished].done:
+        while finished < len(self._lines) and self._lines[finished].done:
             finished += 1
-        shown = self._lines[:finished] + self._lines[finished:][-max(rows - 1, 1) :]
-        if not shown:
+        active = self._lines[finished:][-max(rows - 1, 1) :]
+        if not finished and not active:
             return
         frame = SPINNER_FRAMES[self._frame % len(SPINNER_FRAMES)]
+        texts = [line.text(columns - 1, frame) for line in self._lines[:finished]]
+        texts += [cut(line.text(columns - 1, frame), columns - 1) for line in active]
         up = f"\x1b[{self._rows - 1}A" if self._rows > 1 else ""
-        body = "\n".join(
-            cut(line.text(columns - 1, frame), columns - 1) + ERASE_TO_END for line in shown
-        )
+        body = "\n".join(text + ERASE_TO_END for text in texts) + ("" if active else "\n")
         self.stream.write(f"{REDRAW_START}{up}\r{body}{REDRAW_END}")
         self.stream.flush()
         del self._lines[:finished]
-        self._rows = len(shown) - finished
+        self._rows = len(active)
 
     def close(self) -> None:
         """Stop the spinner and the redraws, draw the last state and end its line (as Go)."""
@@ -436,14 +438,13 @@ class TerminalProgress(Progress):
             self._thread.join()
             self._thread = None
         with self._lock:
-            if not self._lines:
-                return
             for line in self._lines:
                 if isinstance(line, _StatusLine):
                     line.done = True
             self._redraw()
-            self.stream.write("\n")
-            self.stream.flush()
+            if self._lines:  # unfinished bars (Ctrl-C, an error): end their last line
+                self.stream.write("\n")
+                self.stream.flush()
             self._lines.clear()
             self._rows = 0
 

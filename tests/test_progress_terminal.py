@@ -159,3 +159,21 @@ def test_more_bars_than_rows_end_in_order() -> None:
         progress.event(layer(digest, 100, 100))
     progress.close()
     assert [line[:21] for line in shown(terminal)] == [f"pulling {d[7:19]}:" for d in digests]
+
+
+def test_a_long_status_is_cut_while_it_spins_and_left_whole_when_done() -> None:
+    progress, terminal, _ = display(40)
+    status = "using existing layer " + DIGEST
+    progress.status(status)
+    assert shown(terminal) == [f"{status} {SPINNER_FRAMES[0]} "[:39]]
+    progress.status("writing manifest")
+    progress.close()
+    assert shown(terminal) == [f"{status} ", "writing manifest "], "as the Go CLI prints it"
+
+
+def test_closing_during_a_transfer_ends_the_line_of_its_bar() -> None:
+    progress, terminal, clock = display(80)
+    pull_halfway(progress, clock)
+    progress.close()  # e.g. Ctrl-C
+    output = terminal.stderr.getvalue()  # type: ignore[attr-defined]
+    assert output.endswith("\n") and shown(terminal)[-1].startswith("pulling 4f058a53051a:  45%")
