@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 
 import pytest
+from click.shell_completion import ShellComplete
 
+from ollamactl.cli import cli
 from tests.fake_ollama import OllamaTestServer
 from tests.gateway import Gateway
 from tests.helpers import dead_url, run_cli
@@ -238,3 +240,12 @@ def test_a_bad_fallback_value_is_a_usage_error() -> None:
     result = run_cli("config", "set", "profiles.gpu.fallback", "lab;rm -rf")
     assert result.exit_code == 2
     assert "invalid profile name" in result.stderr
+
+
+def test_fallback_completes_the_last_profile_name() -> None:
+    for name in ("lab", "local", "gpu"):
+        profile(name, f"{name}.internal")
+    completer = ShellComplete(cli, {}, "ollamactl", "_OLLAMACTL_COMPLETE")
+    args = ["config", "profile", "add", "x", "--host", "h", "--fallback"]
+    assert [i.value for i in completer.get_completions(args, "gpu,l")] == ["gpu,lab", "gpu,local"]
+    assert [i.value for i in completer.get_completions(args, "g")] == ["gpu"]

@@ -125,6 +125,12 @@ def _complete_keys(ctx: click.Context, param: click.Parameter, incomplete: str) 
     return sorted(k for k in keys if k.startswith(incomplete))
 
 
+def _complete_fallback(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Profile names for the last name of ``A,B,...``."""
+    done, comma, last = incomplete.rpartition(",")
+    return [f"{done}{comma}{name}" for name in complete_profiles(ctx, param, last)]
+
+
 # -- config show ------------------------------------------------------------------------
 
 
@@ -393,6 +399,7 @@ def profile_group() -> None:
     "--fallback",
     metavar="A,B",
     help="Profiles to try in order when this server cannot be reached (refused, DNS, timeout).",
+    shell_complete=_complete_fallback,
 )
 @click.option("--default", "make_default", is_flag=True, help="Make it the default profile.")
 @pass_app
