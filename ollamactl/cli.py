@@ -248,6 +248,7 @@ def cli(ctx: click.Context, debug: bool, headers: tuple[str, ...], **flags: Any)
       ollamactl list
       ollamactl --host https://abc.gw.example.com/ollama-api ps --json
       OLLAMA_HOST=lab:11434 ollamactl show llama3.2
+      ollamactl --host https://ollama.corp --client-cert me.pem --client-key me.key ps
     """
     ctx.obj = App(Flags(headers=headers, **flags), debug=debug)
     if debug:
