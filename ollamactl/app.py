@@ -7,21 +7,22 @@ only when a command first talks to the server.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ollamactl.config import Flags, Settings, redact, resolve
 from ollamactl.hosts import is_secret_header
-from ollamactl.terminal import Terminal
+from ollamactl.terminal import Terminal, sanitise
 
 if TYPE_CHECKING:
     from ollamactl.client import Client
 
 
 def warn(message: str) -> None:
-    """Write a warning line to stderr."""
-    click.echo(f"Warning: {message}", err=True)
+    """Write a warning line to stderr (control characters made visible)."""
+    click.echo(f"Warning: {sanitise(message)}", err=True)
 
 
 def echo_json(value: Any) -> None:
@@ -94,11 +95,15 @@ class App:
             )
 
     def redact(self, text: str) -> str:
-        """Remove every known secret from ``text`` (safe even if settings failed to resolve)."""
-        secrets = list(filter(None, [self.flags.api_key]))
+        """``text`` made safe to show: every secret hidden, control characters made visible.
+
+        Knows the secrets of the settings once resolved, and those of the command line and
+        the environment even when they did not parse.
+        """
+        secrets = self.flags.secrets(os.environ)
         if self._settings is not None:
             secrets += self._settings.secrets
-        return redact(text, secrets)
+        return sanitise(redact(text, secrets))
 
 
 pass_app = click.make_pass_decorator(App)

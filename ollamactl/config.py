@@ -9,23 +9,43 @@ This module never imports requests, so ``--help`` and completion stay fast.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ollamactl.errors import ConfigError, UsageError
-from ollamactl.hosts import DEFAULT_HOST, HostURL, is_secret_header, parse_header, parse_host
+from ollamactl.errors import ConfigError
+from ollamactl.hosts import (
+    DEFAULT_HOST,
+    HostURL,
+    check_header_value,
+    host_credentials,
+    is_secret_header,
+    parse_header,
+    parse_host,
+    split_malformed_header,
+)
 from ollamactl.mtls import check_client_certificate
-from ollamactl.paths import config_dir, write_private_file
-from ollamactl.profiles import layer_from_profile, profile_table, secret_from_profile
+from ollamactl.paths import config_dir, locked_folder, read_input, write_private_file
+from ollamactl.profiles import (
+    PROFILE_SETTINGS,
+    layer_from_profile,
+    profile_table,
+    secret_from_profile,
+)
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 300.0
 DEFAULT_RETRIES = 2
 CONFIG_FILE_NAME = "config.toml"
+#: A config file larger than this is not one (it is read whole).
+MAX_CONFIG_BYTES = 4 * 2**20
+#: The shortest text treated as a secret: shorter ones would blank out ordinary words.
+MIN_SECRET_LENGTH = 4
 #: Where a setting comes from, highest first: the order :func:`resolve` applies.
 PRECEDENCE = (
     "command-line flags",
@@ -44,12 +64,9 @@ def config_path() -> Path:
 def load_config(path: Path | None = None) -> dict[str, Any]:
     """Read the TOML config file; a missing file is an empty config."""
     path = path or config_path()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except OSError as e:
-        raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
+    data = read_input(str(path), "the config file", MAX_CONFIG_BYTES)
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on old Pythons only
@@ -58,21 +75,41 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"the config file {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"the config file {path} is nested too deeply") from None
 
 
 def save_config(config: Mapping[str, Any], path: Path | None = None) -> None:
-    """Write the config file atomically with mode 0600 (see :func:`write_private_file`)."""
+    """Write the config file atomically with mode 0600 (see :func:`write_private_file`).
+
+    Call it inside :func:`edited_config`, which holds the lock of the config folder.
+    """
     import tomli_w  # only here: reading the config never needs it
 
     path = path or config_path()
     try:
         data = tomli_w.dumps(config).encode()
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, RecursionError) as e:
         raise ConfigError(f"cannot write the config file {path}: {e}") from None
     try:
-        write_private_file(path, data)
+        write_private_file(path, data, locked=True)
     except OSError as e:
         raise ConfigError(f"cannot write the config file {path}: {e.strerror or e}") from None
+
+
+@contextmanager
+def edited_config(path: Path | None = None) -> Iterator[dict[str, Any]]:
+    """Read, change and write the config file as one step: two writers never lose a change.
+
+    The config folder is locked from the read to the write (see
+    :func:`~ollamactl.paths.locked_folder`); the file is written when the block ends
+    without an exception.
+    """
+    path = path or config_path()
+    with locked_folder(path.parent, f"the config file {path}"):
+        config = load_config(path)
+        yield config
+        save_config(config, path)
 
 
 @dataclass(frozen=True)
@@ -90,6 +127,28 @@ class Flags:
     connect_timeout: float | None = None
     read_timeout: float | None = None
     retries: int | None = None
+
+    def checked(self) -> Flags:
+        """These flags with every value through the parser of its profile key, typed.
+
+        Raises UsageError (exit 2) naming the flag; no message shows a secret.
+        """
+        return dataclasses.replace(self, **{**_layer_from_flags(self), "headers": self.headers})
+
+    def secrets(self, env: Mapping[str, str]) -> list[str]:
+        """The secrets given on the command line or in the environment, even malformed ones."""
+        found = [self.api_key or "", env.get("OLLAMA_API_KEY", "")]
+        for host in (self.host or "", env.get("OLLAMA_HOST", "")):
+            found += host_credentials(host)
+        for header in self.headers:
+            name, colon, value = header.partition(":")
+            rest = split_malformed_header(name)[1]
+            if not colon or rest:  # malformed: what follows a possible name may be a value
+                value = f"{rest}{colon}{value}"
+                found += [value.strip(), *value.split()]
+            elif is_secret_header(name):
+                found.append(value.strip())
+        return found
 
 
 @dataclass
@@ -120,10 +179,12 @@ class Settings:
 
     @property
     def secrets(self) -> list[str]:
-        """Every secret value in play, so that messages can redact them."""
+        """Every secret value in play (basic auth as ``user:password`` too), for redaction."""
         found = [self.api_key or "", self.host.password or ""]
+        if self.host.password:
+            found.append(f"{self.host.username or ''}:{self.host.password}")
         found += [v for k, v in self.headers.items() if is_secret_header(k)]
-        return [s for s in found if len(s) >= 4]
+        return found
 
     def credential_source(self) -> str | None:
         """Say which credential was sent (never its value), for auth error hints."""
@@ -138,15 +199,43 @@ class Settings:
         return None
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """Replace every secret in ``text`` with ``***``.
+def redact(text: str, secrets: Iterable[str]) -> str:
+    r"""Replace every secret in ``text`` with ``***``, in every form a message may show it.
+
+    A secret is found as is, JSON-escaped (``doctor --json``), URL-encoded, and base64-encoded
+    (a basic-auth or bearer header echoed back by a server). Secrets shorter than
+    MIN_SECRET_LENGTH are left alone.
 
     >>> redact("token abc123 and https://u:pw12@h", ["abc123", "pw12"])
     'token *** and https://u:***@h'
+    >>> redact('{"k": "k\"ey1"} Basic dTpwdzEy', ['k"ey1', "u:pw12"])
+    '{"k": "***"} Basic ***'
     """
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
+    known = [secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH]
+    forms = {form for secret in known for form in _forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
     return text
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a secret can appear in a message."""
+    import base64  # only when there is a secret to redact
+    import json
+    from urllib.parse import quote, quote_plus
+
+    encoded = secret.encode("utf-8", "surrogateescape")
+    plain = {
+        secret,
+        quote(encoded, safe=""),
+        quote_plus(encoded, safe=""),
+        quote(encoded, safe=":@"),
+        base64.b64encode(encoded).decode(),
+        base64.b64encode(encoded).decode().rstrip("="),
+        base64.urlsafe_b64encode(encoded).decode().rstrip("="),
+    }
+    escaped = {json.dumps(form, ensure_ascii=ascii)[1:-1] for form in plain for ascii in (0, 1)}
+    return {form for form in plain | escaped if len(form) >= MIN_SECRET_LENGTH}
 
 
 #: The environment variable of each setting read from the environment.
@@ -160,24 +249,20 @@ _ENV_NAMES = {
 
 
 def _layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    return {key: env[var] for key, var in _ENV_NAMES.items() if env.get(var)}
+    """The settings of the environment, each checked by the parser of its profile key."""
+    return {
+        key: PROFILE_SETTINGS[key].parse(var, env[var])
+        for key, var in _ENV_NAMES.items()
+        if env.get(var)
+    }
 
 
 def _layer_from_flags(flags: Flags) -> dict[str, Any]:
+    """The settings given as flags, each checked by the parser of its profile key."""
     layer: dict[str, Any] = {
-        key: getattr(flags, key)
-        for key in (
-            "host",
-            "api_key",
-            "ca_cert",
-            "client_cert",
-            "client_key",
-            "insecure_tls",
-            "connect_timeout",
-            "read_timeout",
-            "retries",
-        )
-        if getattr(flags, key) is not None
+        key: PROFILE_SETTINGS[key].parse(flag, getattr(flags, key))
+        for key, flag in _FLAG_NAMES.items()
+        if key in PROFILE_SETTINGS and getattr(flags, key) is not None
     }
     if flags.headers:
         layer["headers"] = dict(parse_header(h) for h in flags.headers)
@@ -221,7 +306,9 @@ def resolve(
         table = profile_table(config, chosen, path)
         layers.append(
             _Layer(
-                f"profile {chosen!r} ({how})", layer_from_profile(table, chosen), (chosen, table)
+                f"profile {chosen!r} ({how})",
+                layer_from_profile(table, chosen, path),
+                (chosen, table),
             )
         )
     env_layer = _Layer("environment", _layer_from_env(env))
@@ -233,11 +320,11 @@ def resolve(
         layers.append(
             _Layer(
                 f"profile {name!r} (default_profile)",
-                layer_from_profile(table, name),
+                layer_from_profile(table, name, path),
                 (name, table),
             )
         )
-    _bind_credentials(layers, env_layer, env if with_secrets else None)
+    _bind_credentials(layers, env_layer, env if with_secrets else None, path)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     headers: dict[str, str] = {}
@@ -245,50 +332,41 @@ def resolve(
         for key, value in layer.values.items():
             source = _describe_source(layer.origin, key)
             if key == "headers":
-                for name, text in value.items():
-                    _check_header_value(text, f"the header {name!r} from {source}")
                 headers.update(value)
             else:
                 if key == "api_key":
-                    _check_header_value(str(value), f"the API key from {source}")
+                    check_header_value(str(value), f"the API key from {source}")
                 values[key] = value
             sources[key] = source
     profile = chosen or (str(default_profile) if default_profile else None)
     if sources.get("fallback") != sources.get("host"):  # --host, OLLAMA_HOST: that server only
         values.pop("fallback", None)
-    try:
-        settings = Settings(
-            host=parse_host(str(values.get("host", ""))),
-            api_key=values.get("api_key") or None,
-            headers=headers,
-            ca_cert=values.get("ca_cert"),
-            client_cert=values.get("client_cert"),
-            client_key=values.get("client_key"),
-            insecure_tls=bool(values.get("insecure_tls", False)),
-            connect_timeout=float(values.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-            read_timeout=float(values.get("read_timeout", DEFAULT_READ_TIMEOUT)),
-            retries=int(values.get("retries", DEFAULT_RETRIES)),
-            profile=profile,
-            fallback=tuple(values.get("fallback", ())),
-            defaults=dict(values.get("defaults", {})),
-            sources=sources,
-        )
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"invalid setting in {path}: {e}") from None
+    settings = Settings(  # every value was checked by its parser: the types are right
+        host=parse_host(str(values.get("host", ""))),
+        api_key=values.get("api_key") or None,
+        headers=headers,
+        ca_cert=values.get("ca_cert"),
+        client_cert=values.get("client_cert"),
+        client_key=values.get("client_key"),
+        insecure_tls=values.get("insecure_tls", False),
+        connect_timeout=float(values.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+        read_timeout=float(values.get("read_timeout", DEFAULT_READ_TIMEOUT)),
+        retries=values.get("retries", DEFAULT_RETRIES),
+        profile=profile,
+        fallback=tuple(values.get("fallback", ())),
+        defaults=dict(values.get("defaults", {})),
+        sources=sources,
+    )
     sources.setdefault("host", "default")
     for part, text in (("user name", settings.host.username), ("password", settings.host.password)):
         if text:
-            _check_header_value(text, f"the {part} in the host URL from {sources['host']}")
-    if settings.ca_cert and not os.access(settings.ca_cert, os.R_OK):
-        raise UsageError(
-            f"cannot read the CA certificate file {settings.ca_cert!r} (from {sources['ca_cert']})"
-        )
+            check_header_value(text, f"the {part} in the host URL from {sources['host']}")
     check_client_certificate(settings.client_cert, settings.client_key, sources)
     return settings
 
 
 def _bind_credentials(
-    layers: list[_Layer], env_layer: _Layer, env: Mapping[str, str] | None
+    layers: list[_Layer], env_layer: _Layer, env: Mapping[str, str] | None, path: Path
 ) -> None:
     """Keep each credential with its host; resolve the API key of the profiles that keep theirs.
 
@@ -306,7 +384,7 @@ def _bind_credentials(
         if "host" in layer.values and layer is not host_layer:
             _drop_credentials(layer.values)
         elif env is not None:
-            api_key = secret_from_profile(layer.profile[1], layer.profile[0], env)
+            api_key = secret_from_profile(layer.profile[1], layer.profile[0], env, path)
             if api_key is not None:
                 layer.values["api_key"] = api_key
     if host_layer is None or host_layer is env_layer:
@@ -316,19 +394,6 @@ def _bind_credentials(
     )
     if "host" in env_layer.values or chosen_profile:
         env_layer.values.pop("api_key", None)
-
-
-def _check_header_value(text: str, what: str) -> None:
-    """Refuse a value HTTP cannot carry in a header (line breaks, non-Latin-1), never showing it."""
-    if "\r" in text or "\n" in text:
-        raise UsageError(f"{what} contains a line break", hint="HTTP headers cannot carry one")
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        raise UsageError(
-            f"{what} contains characters HTTP headers cannot carry",
-            hint="only Latin-1 characters are allowed; check for a pasted typographic character",
-        ) from None
 
 
 def _drop_credentials(layer: dict[str, Any]) -> None:

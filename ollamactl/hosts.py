@@ -6,7 +6,7 @@ Pure parsing with no I/O; bad input raises :class:`UsageError` (exit 2).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from ollamactl.errors import UsageError
@@ -17,6 +17,11 @@ DEFAULT_HOST = f"http://{DEFAULT_ADDRESS}:{DEFAULT_PORT}"
 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 _API_SUFFIX = re.compile(r"/api(?:/[A-Za-z_]+)*/*$")
+#: A label of a host name: letters (any script, IDNA-encoded on the wire), digits, '-' and '_'.
+_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
+#: An HTTP header name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+HIDDEN = "***"
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,7 @@ class HostURL:
     port: int | None
     path: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -85,7 +90,7 @@ def parse_host(value: str) -> HostURL:
     ...
     ollamactl.errors.UsageError: unsupported scheme 'ftp' in host 'ftp://example.com' (use ...)
     """
-    raw = value
+    shown = scrub_host(value)  # every message quotes this: never the password
     value = value.strip().strip("\"'").strip()
     if value == "ollama.com":
         value = "https://ollama.com"
@@ -94,34 +99,101 @@ def parse_host(value: str) -> HostURL:
         scheme = scheme.lower()
         if scheme not in ("http", "https"):
             raise UsageError(
-                f"unsupported scheme {scheme!r} in host {raw!r}", hint="use http:// or https://"
+                f"unsupported scheme {scheme!r} in host {shown!r}", hint="use http:// or https://"
             )
         default_port: int | None = None
     else:
         scheme, rest, default_port = "http", value, DEFAULT_PORT
     hostport, slash, path = rest.partition("/")
+    if any(c in path for c in "?#") or not _printable(path):
+        raise UsageError(
+            f"invalid path in host {shown!r}",
+            hint="a server URL has no query, fragment or control characters",
+        )
     path = _API_SUFFIX.sub("", slash + path).rstrip("/")
     username = password = None
     if "@" in hostport:
         userinfo, hostport = hostport.rsplit("@", 1)
         user, _, secret = userinfo.partition(":")
-        username, password = unquote(user), unquote(secret)
+        username, password = (unquote(user), unquote(secret)) if userinfo else (None, None)
     host, port_text = _split_host_port(hostport)
-    if any(c.isspace() for c in host) or "/" in host:
-        raise UsageError(f"invalid host name in {raw!r}")
+    if not _valid_host(host) or (not host and slash and not hostport):
+        raise UsageError(f"invalid host name in {shown!r}")
     port = default_port
     if port_text:
-        if not port_text.isdigit() or int(port_text) > 65535:
+        if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
             raise UsageError(
-                f"invalid port {port_text!r} in host {raw!r}", hint="ports are 0-65535"
+                f"invalid port {port_text!r} in host {shown!r}", hint="ports are 0-65535"
             )
         port = int(port_text)
     return HostURL(scheme, host or DEFAULT_ADDRESS, port, path, username, password)
 
 
+def scrub_host(text: str) -> str:
+    """``text`` (a host URL, valid or not) with its password, or a bare user token, hidden.
+
+    Used before any message quotes a host, so that a URL that does not parse cannot show
+    its credentials either. Everything before the last ``@`` is user information.
+
+    >>> scrub_host("https://user:s3cret@host:99999/x"), scrub_host("https://tok3n@h")
+    ('https://user:***@host:99999/x', 'https://***@h')
+    >>> scrub_host("lab:11434")
+    'lab:11434'
+    """
+    scheme, separator, rest = text.rpartition("://") if "://" in text else ("", "", text)
+    userinfo, at, after = rest.rpartition("@")
+    if not at:
+        return text
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:{HIDDEN}" if colon else HIDDEN
+    return f"{scheme}{separator}{hidden}@{after}"
+
+
+def host_credentials(text: str) -> list[str]:
+    """The user information of a host URL that may not parse, leniently: what to redact.
+
+    >>> host_credentials("https://me:pw%40x@h:99999"), host_credentials("h:1")
+    (['me:pw%40x', 'pw%40x', 'me:pw@x', 'pw@x'], [])
+    """
+    rest = text.rpartition("://")[2]
+    userinfo, at, _ = rest.rpartition("@")
+    if not at or not userinfo:
+        return []
+    _, colon, secret = userinfo.partition(":")
+    raw = [userinfo, secret] if colon else [userinfo]
+    return list(dict.fromkeys([*raw, *map(unquote, raw)]))
+
+
+def _printable(text: str) -> bool:
+    """No control characters, white space or undecodable bytes (surrogate escapes)."""
+    return all(c.isprintable() and not c.isspace() and not 0xD800 <= ord(c) < 0xE000 for c in text)
+
+
+def _valid_host(host: str) -> bool:
+    """An IP address or a host name of non-empty labels (empty: the default address)."""
+    if not host:
+        return True
+    if ":" in host or host.replace(".", "").isdigit():
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host.partition("%")[0])
+        except ValueError:
+            return False
+        return True
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return False
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
 def _split_host_port(hostport: str) -> tuple[str, str]:
     """Split ``host:port``, ``[v6]:port``, ``[v6]`` or a bare IPv6 address."""
-    if hostport.startswith("["):
+    if hostport.startswith("[") and "]" in hostport:
         host, _, after = hostport[1:].partition("]")
         return host, after.removeprefix(":")
     if hostport.count(":") > 1:  # a bare IPv6 address such as ::1
@@ -133,20 +205,66 @@ def _split_host_port(hostport: str) -> tuple[str, str]:
 def parse_header(text: str) -> tuple[str, str]:
     """Parse a ``Name: value`` header given on the command line or in config.
 
+    A message about a header never shows its value: without a colon, only the first word.
+
     >>> parse_header("X-Api-Key:  abc ")
     ('X-Api-Key', 'abc')
     >>> parse_header("nocolon")
     Traceback (most recent call last):
     ...
     ollamactl.errors.UsageError: invalid header 'nocolon' (expected 'Name: value')
+    >>> parse_header("X-Api-Token s3cret")
+    Traceback (most recent call last):
+    ...
+    ollamactl.errors.UsageError: invalid header 'X-Api-Token ***' (expected 'Name: value')
     """
     name, colon, header_value = text.partition(":")
     name = name.strip()
-    if not colon or not name or any(c.isspace() for c in name):
-        raise UsageError(f"invalid header {text!r}", hint="expected 'Name: value'")
-    if "\n" in header_value or "\r" in header_value:
-        raise UsageError(f"invalid header {name!r}: the value contains a line break")
-    return name, header_value.strip()
+    if not colon:
+        name, rest = split_malformed_header(text)
+        shown = f"{name} {HIDDEN}" if rest else name
+        raise UsageError(f"invalid header {shown!r}", hint="expected 'Name: value'")
+    return check_header_name(name), check_header_value(header_value.strip(), f"the header {name!r}")
+
+
+def split_malformed_header(text: str) -> tuple[str, str]:
+    """A header without a colon as (what may be its name, the rest: maybe a secret).
+
+    >>> split_malformed_header(" X-Api-Token s3cret"), split_malformed_header("X-Tökabc")
+    (('X-Api-Token', 's3cret'), ('X-T', 'ökabc'))
+    """
+    text = text.strip()
+    match = _HEADER_NAME.match(text)
+    end = match.end() if match else 0
+    return text[:end], text[end:].strip()
+
+
+def check_header_name(name: str) -> str:
+    """``name`` if HTTP can send it as a header name (ASCII letters, digits, ``-`` ...)."""
+    if not _HEADER_NAME.fullmatch(name):
+        start, rest = split_malformed_header(name)  # what follows may be a pasted value
+        shown = f"{start} {HIDDEN}" if rest else start
+        raise UsageError(
+            f"invalid header name {shown!r}",
+            hint="a header name is ASCII letters, digits and '-'; expected 'Name: value'",
+        )
+    return name
+
+
+def check_header_value(text: str, what: str) -> str:
+    """``text`` if HTTP can carry it in a header; the message names ``what``, never the value."""
+    if "\r" in text or "\n" in text:
+        raise UsageError(f"{what} contains a line break", hint="HTTP headers cannot carry one")
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{what} contains characters HTTP headers cannot carry",
+            hint="only Latin-1 characters are allowed; check for a pasted typographic character",
+        ) from None
+    if any(c != "\t" and not c.isprintable() for c in text):
+        raise UsageError(f"{what} contains control characters")
+    return text
 
 
 def is_secret_header(name: str) -> bool:

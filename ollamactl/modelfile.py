@@ -15,12 +15,14 @@ import codecs
 import glob
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ollamactl.errors import UsageError
+from ollamactl.paths import read_input
 
 COMMANDS = (
     "from",
@@ -88,6 +90,8 @@ WEIGHT_PATTERNS = (
     ("*.bin",),
 )
 CONFIG_PATTERNS = ("*.json", "*/*.json", "chat_template.jinja")
+#: The largest Modelfile read (a long TEMPLATE or LICENSE included).
+MAX_MODELFILE_BYTES = 16 * 2**20
 #: Request fields for local files, by command.
 FILE_FIELDS = {"from": "files", "adapter": "adapters", "draft": "draft_files"}
 #: The first Ollama version whose ``/api/create`` takes what these commands send; an older
@@ -356,11 +360,15 @@ def directory_files(directory: Path) -> list[Path]:
 
 
 def _local_files(command: Command, path: str, source: str) -> list[Path]:
+    """The files a FROM, ADAPTER or DRAFT path names: regular files, hashed and uploaded."""
     try:
         if os.path.isdir(path):
             return directory_files(Path(path))
-        with open(path, "rb"):
-            pass
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device: never ends
+            raise located_error(
+                source, command.line, command.column, f"{path} is not a regular file"
+            )
+        os.close(os.open(path, os.O_RDONLY))
     except UsageError as e:
         error = located_error(source, command.line, command.column, e.message)
         error.hint = e.hint
@@ -482,12 +490,9 @@ def read_modelfile(path: Path | None) -> CreatePlan:
                     hint="give one with -f PATH, or run create in a folder of model weights",
                 ) from None
             return plan_create(parse("FROM ."), Path.cwd())
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"Modelfile not found: {path}") from None
-    except OSError as e:
-        raise UsageError(f"cannot read Modelfile {path}: {e.strerror or e}") from None
+    if not os.path.lexists(path):
+        raise UsageError(f"Modelfile not found: {path}")
+    data = read_input(str(path), "the Modelfile", MAX_MODELFILE_BYTES)
     source = str(path)
     commands = parse(_decode(data), source)
     return plan_create(commands, path.resolve().parent, source)

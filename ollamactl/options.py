@@ -13,9 +13,12 @@ and the modules behind an option's choices only when a command module applies it
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,12 +55,72 @@ def json_option(what: str = "the API response") -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds, checked by ``profiles.parse_seconds`` (finite, at most a bound) as
+    every timeout is: a bad one is one ``Error:`` line (exit 2). Its range shows in the help."""
+
+    name = "seconds"
+
+    def __init__(self, *, minimum: float = 0, inclusive: bool = False) -> None:
+        from ollamactl.profiles import MAX_SECONDS
+
+        super().__init__(min=minimum, max=MAX_SECONDS, min_open=not inclusive)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ollamactl.profiles import parse_seconds
+
+        flag = param.opts[0] if param is not None and param.opts else "the value"
+        return parse_seconds(flag, value, minimum=self.min or 0, inclusive=not self.min_open)
+
+
+class InputFile(click.ParamType):
+    """A file the user names for reading (``-``: stdin), opened by ``paths.open_input``.
+
+    A directory or a device is refused at once (exit 2, one line), a FIFO or a pipe is read
+    as a stream. The value is the binary file, or with ``text`` its UTF-8 text (undecodable
+    bytes replaced).
+    """
+
+    name = "file"
+
+    def __init__(self, what: str, *, text: bool = False) -> None:
+        self.what = what
+        self.text = text
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        from ollamactl.paths import open_input
+
+        if value == "-":
+            binary = click.get_binary_stream("stdin")
+        else:
+            binary = open_input(value, self.what)
+            if ctx is not None:
+                ctx.call_on_close(binary.close)
+        if not self.text:
+            return binary
+        import io
+
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
+        if ctx is not None:
+            ctx.call_on_close(text.detach if value == "-" else text.close)
+        return text
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """File names, as click completes a ``click.File``."""
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type="file")]
+
+
 def json_file_option(flag: str, help: str) -> Callable[[F], F]:
-    """An option naming a JSON file (``-``: stdin), passed as ``<name>_file``."""
+    """An option naming a JSON file (``-``: stdin), passed as ``<name>_file`` (binary)."""
     destination = flag.lstrip("-") + "_file"
-    return click.option(
-        flag, destination, type=click.File("r", encoding="utf-8"), metavar="FILE", help=help
-    )
+    what = f"the {flag.lstrip('-')} file"
+    return click.option(flag, destination, type=InputFile(what), metavar="FILE", help=help)
 
 
 def names_only_option(what: str = "model") -> Callable[[F], F]:
@@ -178,7 +241,7 @@ def transfer_options(func: F) -> F:
         ),
         click.option(
             "--stall-timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=Seconds(),
             default=DEFAULT_STALL_TIMEOUT,
             show_default=True,
             metavar="SECONDS",

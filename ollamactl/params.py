@@ -24,11 +24,17 @@ from ollamactl.modelfile import (
     LIST_PARAMETERS,
     typed_parameter,
 )
+from ollamactl.paths import open_input, read_input
 
 KNOWN_PARAMS = INT_PARAMETERS | FLOAT_PARAMETERS | BOOL_PARAMETERS | LIST_PARAMETERS
 
 THINK_LEVELS = ("true", "false", "high", "medium", "low", "max")
 MAX_MEDIA_BYTES = 100 * 1024 * 1024
+#: The largest JSON schema file (--format @FILE) read.
+MAX_SCHEMA_BYTES = 16 * 1024 * 1024
+#: The deepest JSON a user may give: far beyond any schema or message list, far below the
+#: depth at which Python's parser or encoder would fail.
+MAX_JSON_DEPTH = 100
 
 _DURATION = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+")
 _SECONDS = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
@@ -175,14 +181,8 @@ def parse_format(text: str | None) -> Format | None:
         return "json"
     if value.startswith("@"):
         path = value[1:]
-        try:
-            with open(path, encoding="utf-8") as f:
-                source = f.read()
-        except OSError as e:
-            raise UsageError(f"cannot read the JSON schema file '{path}': {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise UsageError(f"the JSON schema file '{path}' is not UTF-8 text") from None
-        return _schema(source, f"the JSON schema file '{path}'")
+        data = read_input(path, "the JSON schema file", MAX_SCHEMA_BYTES)
+        return _schema(data, f"the JSON schema file '{path}'")
     if value.startswith("{"):
         return _schema(value, "the --format JSON schema")
     raise UsageError(
@@ -192,11 +192,48 @@ def parse_format(text: str | None) -> Format | None:
     )
 
 
-def _schema(source: str, where: str) -> dict[str, Any]:
+def parse_json(source: str | bytes, where: str) -> Any:
+    """JSON text a user gave (a file, an option), checked: UsageError naming ``where`` if it
+    is not UTF-8, not JSON, or nested deeper than MAX_JSON_DEPTH.
+
+    >>> parse_json('{"a": [1]}', "x")
+    {'a': [1]}
+    >>> parse_json("[" * 200 + "]" * 200, "the file")
+    Traceback (most recent call last):
+    ...
+    ollamactl.errors.UsageError: the file is nested deeper than 100 levels
+    """
+    too_deep = UsageError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        schema = json.loads(source)
+        value = json.loads(source)
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} is not UTF-8 text") from None
     except ValueError as e:
         raise UsageError(f"{where} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise too_deep from None
+    if _too_deep(value):
+        raise too_deep
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests lists and objects deeper than MAX_JSON_DEPTH (no recursion)."""
+    level = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, (list, dict))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _schema(source: str | bytes, where: str) -> dict[str, Any]:
+    schema = parse_json(source, where)
     if not isinstance(schema, dict):
         raise UsageError(f"{where} must be a JSON object (a JSON schema)")
     return schema
@@ -245,8 +282,8 @@ def media_kind(head: bytes) -> str | None:
 
 def read_media(path: str) -> tuple[str, str]:
     """Read an image or WAV file for a request: (``image``/``audio``, base64 text)."""
-    try:
-        with open(os.path.expanduser(path), "rb") as f:
+    with open_input(path, "image") as f:
+        try:
             head = f.read(512)
             kind = media_kind(head)
             if kind is None:
@@ -254,13 +291,11 @@ def read_media(path: str) -> tuple[str, str]:
                     f"invalid file type for '{path}'",
                     hint="expected a JPEG, PNG or WebP image or a WAV file",
                 )
-            if os.fstat(f.fileno()).st_size > MAX_MEDIA_BYTES:
-                raise UsageError(f"'{path}': file size exceeds maximum limit (100MB)")
-            data = head + f.read()
-    except IsADirectoryError:
-        raise UsageError(f"cannot read image '{path}': it is a directory") from None
-    except OSError as e:
-        raise UsageError(f"cannot read image '{path}': {e.strerror}") from None
+            data = head + f.read(MAX_MEDIA_BYTES + 1 - len(head))
+        except OSError as e:
+            raise UsageError(f"cannot read image '{path}': {e.strerror}") from None
+    if len(data) > MAX_MEDIA_BYTES:
+        raise UsageError(f"'{path}': file size exceeds maximum limit (100MB)")
     return kind, base64.b64encode(data).decode("ascii")
 
 

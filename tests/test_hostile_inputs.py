@@ -3,7 +3,7 @@ random command lines and config files (Hypothesis).
 
 Every case expects one of ollamactl's own outcomes: a documented exit code (2 for a bad value),
 one clean ``Error:`` line, no traceback, and never a canary secret in any output (not even
-JSON-escaped or base64-encoded). Cases that fail today carry ``known_failure`` (strict xfail).
+JSON-escaped or base64-encoded).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from tests.fault_proxy import (
     Outcome,
     assert_clean_error,
     certs_fixture,  # noqa: F401  (the `certs` fixture)
-    known_failure,
     run_ollamactl,
     tls_proxy_fixture,  # noqa: F401  (the `tls_proxy` fixture)
 )
@@ -90,20 +89,11 @@ HOST_USES = {
     "profile list": ("list",),
     "profile config show": ("config", "show"),
 }
-#: Hosts whose error messages show the password today (class 3); the others are never checked
-#: (class 4) and crash, or fail later, except in ``config show``.
-LEAKING_HOSTS = ("invalid-port", "unsupported-scheme", "space-in-host")
 
 
 def host_cases() -> list[Any]:
-    """Every (host, use) pair as a pytest param, marked with the class it fails by today."""
-    cases = []
-    for host in BAD_HOSTS:
-        for use in HOST_USES:
-            issue_class = 3 if host in LEAKING_HOSTS else 4 if use != "profile config show" else 0
-            marks = [known_failure(issue_class)] if issue_class else []
-            cases.append(pytest.param(host, use, id=f"{host}-{use}", marks=marks))
-    return cases
+    """Every (host, use) pair as a pytest param."""
+    return [pytest.param(host, use, id=f"{host}-{use}") for host in BAD_HOSTS for use in HOST_USES]
 
 
 @pytest.mark.parametrize(("host", "use"), host_cases())
@@ -118,7 +108,6 @@ def test_a_host_that_does_not_parse_never_shows_its_password(host: str, use: str
         assert_usage_error(outcome)
 
 
-@known_failure(3)
 @pytest.mark.parametrize(
     "args",
     [
@@ -143,7 +132,6 @@ BAD_FLAGS = {
 }
 
 
-@known_failure(4)
 @pytest.mark.parametrize("flag", BAD_FLAGS.values(), ids=list(BAD_FLAGS))
 def test_a_flag_value_that_makes_no_sense_is_a_usage_error(
     server: OllamaTestServer, flag: tuple[str, str]
@@ -162,7 +150,6 @@ BAD_PROFILE_VALUES = {
 }
 
 
-@known_failure(4)
 @pytest.mark.parametrize("line", BAD_PROFILE_VALUES.values(), ids=list(BAD_PROFILE_VALUES))
 def test_a_profile_value_that_makes_no_sense_is_a_usage_error(
     server: OllamaTestServer, line: str
@@ -171,7 +158,6 @@ def test_a_profile_value_that_makes_no_sense_is_a_usage_error(
     assert_usage_error(run_ollamactl("--profile", "lab", "list"))
 
 
-@known_failure(4)
 def test_insecure_tls_written_as_the_string_false_does_not_turn_verification_off(
     tls_proxy: FaultProxy,
 ) -> None:
@@ -187,7 +173,6 @@ def test_insecure_tls_false_verifies(tls_proxy: FaultProxy, certs: Certificates)
     assert_clean_error(run_ollamactl("--profile", "lab", "list"), {3}, "certificate verify")
 
 
-@known_failure(4)
 @pytest.mark.parametrize(
     "args",
     [
@@ -208,7 +193,6 @@ def deep_json(tmp_path: Path) -> Path:
     return path
 
 
-@known_failure(4)
 @pytest.mark.parametrize(
     "args",
     [("run", "tiny", "hi", "--format", "@{deep}"), ("chat", "tiny", "--messages", "{deep}")],
@@ -221,7 +205,6 @@ def test_deeply_nested_json_is_a_usage_error(
     assert_usage_error(run_ollamactl("--host", server.url, *filled))
 
 
-@known_failure(4)
 def test_a_deeply_nested_config_file_is_a_usage_error(server: OllamaTestServer) -> None:
     write_config("a = " + "[" * DEEP + "]" * DEEP + "\n")
     assert_usage_error(run_ollamactl("--host", server.url, "list"))
@@ -281,11 +264,8 @@ COMMAND_LINES = (
     ("config", "show"),
     ("run", "tiny", "hi"),
 )
-#: No shrinking: a failing example is reported as found, at once (these properties fail today).
+#: No shrinking: a failing example is reported as found, at once.
 HOSTILE = settings(FUZZ, phases=(Phase.explicit, Phase.generate))
-#: In-process, a failed connection's socket is left to the garbage collector (a real process
-#: exits): its ResourceWarning is not a failure of the property.
-IN_PROCESS = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 def assert_survives(result: Result) -> None:
@@ -306,8 +286,6 @@ def invoke(server: OllamaTestServer, argv: list[str]) -> Result:
     return cli_runner().invoke(cli, filled, prog_name="ollamactl", catch_exceptions=True)
 
 
-@known_failure(3, 4)
-@IN_PROCESS
 @HOSTILE
 @given(st.lists(global_option, max_size=4), st.sampled_from(COMMAND_LINES))
 def test_any_command_line_ends_cleanly(
@@ -356,8 +334,6 @@ PROFILE_COMMAND_LINES = (
 )
 
 
-@known_failure(3, 4)
-@IN_PROCESS
 @HOSTILE
 @given(profiles, st.sampled_from(PROFILE_COMMAND_LINES))
 def test_any_profile_ends_cleanly(

@@ -37,6 +37,7 @@ from ollamactl.params import (
     parse_options,
     parse_think,
 )
+from ollamactl.paths import open_input
 from ollamactl.progress import resolve_mode
 
 if TYPE_CHECKING:
@@ -248,10 +249,7 @@ def _servers(app: App, profiles: str | None, all_profiles: bool) -> list[Server]
 def _open_input(file: str) -> IO[bytes]:
     if file == "-":
         return click.get_binary_stream("stdin")
-    try:
-        return open(file, "rb")
-    except OSError as e:
-        raise UsageError(f"cannot read {file}: {e.strerror}") from None
+    return open_input(file, "the prompts file")  # a device (/dev/zero) is refused
 
 
 def _expected(file: str) -> int | None:

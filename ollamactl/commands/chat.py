@@ -5,7 +5,6 @@ One answer, or the REPL on a terminal; ``chat list|show|rm`` manage the saved on
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from typing import IO, Any
 
@@ -34,6 +33,7 @@ from ollamactl.options import (
     json_file_option,
     json_option,
 )
+from ollamactl.params import parse_json
 from ollamactl.session import Session, capabilities, fit_think
 
 SESSION_COMMAND = "session"
@@ -140,8 +140,8 @@ def chat_session(
     prompt: tuple[str, ...],
     continue_last: bool,
     resume: str | None,
-    messages_file: IO[str] | None,
-    tools_file: IO[str] | None,
+    messages_file: IO[bytes] | None,
+    tools_file: IO[bytes] | None,
     images: tuple[str, ...],
     insecure: bool,
     hidethinking: bool,
@@ -208,12 +208,9 @@ def chat_session(
     finish_answer(reply, display, app.terminal, blank_lines=not offered)
 
 
-def _read_json_list(source: IO[str], what: str) -> list[Any]:
+def _read_json_list(source: IO[bytes], what: str) -> list[Any]:
     name = getattr(source, "name", what)
-    try:
-        value = json.load(source)
-    except ValueError as e:
-        raise UsageError(f"the {what} file {name} is not valid JSON: {e}") from None
+    value = parse_json(source.read(), f"the {what} file {name}")
     if isinstance(value, dict) and isinstance(value.get(what), list):
         value = value[what]
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):

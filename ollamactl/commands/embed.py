@@ -14,6 +14,7 @@ from ollamactl.completion import complete_models
 from ollamactl.errors import UsageError
 from ollamactl.generation import default_model, embeddings_of
 from ollamactl.options import (
+    InputFile,
     embedding_options,
     json_option,
     keepalive_option,
@@ -46,7 +47,7 @@ def _lines(stream: Iterable[str]) -> Iterator[str]:
     "-f",
     "--file",
     "input_file",
-    type=click.File("r", encoding="utf-8", errors="replace"),
+    type=InputFile("the input file", text=True),
     help="Read the inputs from a file, one per line ('-': stdin).",
 )
 @click.option(

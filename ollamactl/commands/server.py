@@ -20,7 +20,7 @@ from ollamactl.errors import (
     TLSFailed,
     UsageError,
 )
-from ollamactl.options import json_option
+from ollamactl.options import Seconds, json_option
 
 #: Seconds each try of `wait` may take at most (less when less time is left).
 WAIT_TRY_SECONDS = 5.0
@@ -56,14 +56,14 @@ def version(app: App, as_json: bool) -> None:
 @click.command()
 @click.option(
     "--timeout",
-    type=click.FloatRange(0),
+    type=Seconds(inclusive=True),
     default=60.0,
     show_default=True,
     help="Give up after this many seconds.",
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(0.05),
+    type=Seconds(minimum=0.05, inclusive=True),
     default=0.5,
     show_default=True,
     help="Seconds between tries.",
