@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -19,6 +20,13 @@ from ollamactl.app import App
 from ollamactl.config import Flags
 from ollamactl.errors import Interrupted, OllamactlError, exit_code_table
 from ollamactl.options import AliasOption, ca_cert_option, client_cert_options, header_option
+from ollamactl.terminal import (
+    BROKEN_PIPE_EXIT,
+    OutputClosed,
+    Terminated,
+    guard_standard_streams,
+    sanitise,
+)
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -165,6 +173,9 @@ class OllamaGroup(click.Group):
             return super().invoke(ctx)
         except OllamactlError as e:
             _report(ctx, e)
+        except Terminated as e:  # SIGTERM or SIGHUP: what Ctrl-C keeps is kept (see main)
+            click.echo("terminated", err=True)
+            ctx.exit(128 + e.signum)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)  # commands that say more raise Interrupted
             _report(ctx, Interrupted("interrupted"))
@@ -177,8 +188,9 @@ class OllamaGroup(click.Group):
 
 
 def _report(ctx: click.Context, error: OllamactlError) -> None:
+    """The error as one line on stderr (no secret, no control character), then its exit code."""
     app = ctx.find_object(App)
-    scrub = app.redact if app else (lambda text: text)
+    scrub = app.redact if app else sanitise
     if app and app.debug:
         import traceback
 
@@ -215,22 +227,17 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
 @click.option(
     "--insecure-tls", is_flag=True, default=None, help="Do not verify TLS certificates (unsafe)."
 )
-@click.option(
-    "--connect-timeout", type=float, metavar="SECONDS", help="Connect timeout [default: 5]."
-)
+@click.option("--connect-timeout", metavar="SECONDS", help="Connect timeout [default: 5].")
 @click.option(
     "--read-timeout",
     "read_timeout",
     cls=AliasOption,
     aliases=("--timeout",),
-    type=float,
     metavar="SECONDS",
     help="Idle timeout: longest wait for the next bytes [default: 300].",
 )
 @click.option(
-    "--retries",
-    type=click.IntRange(0, 10),
-    help="HTTP retries of idempotent requests [default: 2].",
+    "--retries", metavar="N", help="HTTP retries of idempotent requests, 0-10 [default: 2]."
 )
 @click.option(
     "--debug", is_flag=True, help="Log HTTP requests and show tracebacks (secrets redacted)."
@@ -250,7 +257,8 @@ def cli(ctx: click.Context, debug: bool, headers: tuple[str, ...], **flags: Any)
       OLLAMA_HOST=lab:11434 ollamactl show llama3.2
       ollamactl --host https://ollama.corp --client-cert me.pem --client-key me.key ps
     """
-    ctx.obj = App(Flags(headers=headers, **flags), debug=debug)
+    app = ctx.obj = App(Flags(headers=headers, **flags), debug=debug)  # redacts what was given
+    app.flags = app.flags.checked()  # every value through its key's parser: exit 2 if bad
     if debug:
         import logging
 
@@ -261,10 +269,31 @@ def cli(ctx: click.Context, debug: bool, headers: tuple[str, ...], **flags: Any)
         logger.setLevel(logging.DEBUG)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP: unwind as Ctrl-C does, so a partial answer is saved; a second one kills."""
+    signal.signal(signum, signal.SIG_DFL)
+    raise Terminated(signum)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    The standard streams are guarded first (see :func:`guard_standard_streams`): a broken
+    pipe ends with 141, as a shell reports a process that SIGPIPE ended, and quietly.
+    """
     if os.environ.get("_OLLAMACTL_COMPLETE"):
         # A TAB press: register ollamactl's own shell classes (click's public
         # add_completion_class) before click looks the shell up.
         import ollamactl.completion  # noqa: F401
-    cli(prog_name="ollamactl")
+    streams = guard_standard_streams()
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _terminate)
+    try:
+        cli(prog_name="ollamactl")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    except OutputClosed:
+        code = BROKEN_PIPE_EXIT
+    sys.exit(streams.exit_code(code))

@@ -11,10 +11,10 @@ import click
 from ollamactl import render
 from ollamactl.app import App, pass_app
 from ollamactl.completion import complete_profiles
-from ollamactl.config import PRECEDENCE, config_path, load_config, redact, save_config
+from ollamactl.config import PRECEDENCE, config_path, edited_config, load_config
 from ollamactl.errors import ConfigError, UsageError
 from ollamactl.fallback import check_fallbacks, forget
-from ollamactl.hosts import is_secret_header, parse_header, parse_host
+from ollamactl.hosts import HIDDEN, is_secret_header, parse_header, scrub_host
 from ollamactl.mtls import check_client_certificate
 from ollamactl.options import (
     ca_cert_option,
@@ -37,7 +37,6 @@ from ollamactl.profiles import (
 )
 from ollamactl.terminal import Terminal
 
-HIDDEN = "***"
 NOT_A_SETTING = "not a setting ollamactl reads"
 DEFAULT_PROFILE_MEANING = "profile used when neither --profile nor OLLAMACTL_PROFILE is given"
 
@@ -83,19 +82,18 @@ def _lookup(config: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
 
 
 def _read_secret(prompt: str, terminal: Terminal) -> str:
-    """A secret from stdin: a hidden prompt on a terminal, else the first line."""
+    """A secret from stdin: a hidden prompt on a terminal, else the first line (UTF-8)."""
     if terminal.stdin_is_tty:
         value = click.prompt(prompt, hide_input=True, err=True)
     else:
-        value = terminal.read_stdin_line()
+        value = terminal.read_secret_line(prompt.lower())
     value = value.strip()
     if not value:
         raise UsageError(f"no {prompt.lower()} on stdin")
     return value
 
 
-def _saved(config: dict[str, Any], message: str) -> None:
-    save_config(config)
+def _saved(message: str) -> None:
     click.echo(f"{message} ({config_path()})", err=True)
 
 
@@ -163,17 +161,20 @@ def _meaning(parts: list[str], default_profile: Any) -> str:
 
 
 def _shown(parts: list[str], value: Any) -> Any:
-    """The value as ``config show`` prints it: secrets replaced by ***."""
+    """The value as ``config show`` prints it: secrets replaced by ***.
+
+    Whatever the value (a hand-edited file may hold anything): a host's password, and the
+    arguments of ``api_key_cmd`` (``echo TOKEN`` is a command too), are hidden.
+    """
     if parts[-1] == "api_key" or (
         len(parts) == 4 and parts[2] == "headers" and is_secret_header(parts[3])
     ):
         return HIDDEN
     if parts[-1] == "host" and isinstance(value, str):
-        try:
-            password = parse_host(value).password
-        except UsageError:
-            return value
-        return redact(value, [password]) if password else value
+        return scrub_host(value)
+    if parts[-1] == "api_key_cmd" and isinstance(value, str):
+        program, _, arguments = value.strip().partition(" ")
+        return f"{program} {HIDDEN}" if arguments.strip() else program
     return value
 
 
@@ -316,23 +317,23 @@ def config_set(app: App, key: str, value: str) -> None:
     if value == "-":
         value = _read_secret("Value", app.terminal)
     parts, typed = _parse_setting(key, value)
-    config = load_config()
-    if parts == ["default_profile"]:
-        profile_table(config, typed, config_path())
-        config["default_profile"] = typed
-    else:
-        profile = _subtable(_profiles(config), parts[1], ".".join(parts[:2]))
-        if len(parts) == 4:
-            _subtable(profile, parts[2], ".".join(parts[:3]))[parts[3]] = typed
+    with edited_config() as config:
+        if parts == ["default_profile"]:
+            profile_table(config, typed, config_path())
+            config["default_profile"] = typed
         else:
-            if parts[2] in keys_of(API_KEY):
-                for other in keys_of(API_KEY):
-                    if other != parts[2] and profile.pop(other, None) is not None:
-                        click.echo(f"removed profiles.{parts[1]}.{other}", err=True)
-            profile[parts[2]] = typed
-            if parts[2] == "fallback":
-                check_fallbacks(_profiles(config))
-    _saved(config, f"set {key}")
+            profile = _subtable(_profiles(config), parts[1], ".".join(parts[:2]))
+            if len(parts) == 4:
+                _subtable(profile, parts[2], ".".join(parts[:3]))[parts[3]] = typed
+            else:
+                if parts[2] in keys_of(API_KEY):
+                    for other in keys_of(API_KEY):
+                        if other != parts[2] and profile.pop(other, None) is not None:
+                            click.echo(f"removed profiles.{parts[1]}.{other}", err=True)
+                profile[parts[2]] = typed
+                if parts[2] == "fallback":
+                    check_fallbacks(_profiles(config))
+    _saved(f"set {key}")
 
 
 @config_group.command("unset")
@@ -348,16 +349,16 @@ def config_unset(key: str) -> None:
       ollamactl config unset profiles.gpu.options.num_ctx
       ollamactl config unset default_profile
     """
-    config = load_config()
-    table, last = _lookup(config, key)
-    parts = key.split(".")
-    if len(parts) == 2 and parts[0] == "profiles":
-        _drop_profile(config, last)
-    else:
-        del table[last]
-        if len(parts) == 4 and parts[0] == "profiles" and not table:
-            del config["profiles"][parts[1]][parts[2]]  # no empty [profiles.x.options] left
-    _saved(config, f"unset {key}")
+    with edited_config() as config:
+        table, last = _lookup(config, key)
+        parts = key.split(".")
+        if len(parts) == 2 and parts[0] == "profiles":
+            _drop_profile(config, last)
+        else:
+            del table[last]
+            if len(parts) == 4 and parts[0] == "profiles" and not table:
+                del config["profiles"][parts[1]][parts[2]]  # no empty [profiles.x.options] left
+    _saved(f"unset {key}")
 
 
 @config_group.group("profile")
@@ -435,20 +436,15 @@ def profile_add(
     """
     if sum(map(bool, (api_key_env, api_key_cmd, api_key_stdin))) > 1:
         raise UsageError("give at most one of --api-key-env, --api-key-cmd and --api-key-stdin")
-    config = load_config()
-    if check_profile_name(name) in _profiles(config):
-        raise UsageError(
-            f"profile {name!r} already exists",
-            hint=f"change it with `ollamactl config set profiles.{name}.KEY VALUE`"
-            f" or remove it with `ollamactl config profile rm {name}`",
-        )
+    check_profile_name(name)
     table: dict[str, Any] = {"host": parse_host_setting("--host", host)}
     if api_key_env:
-        table["api_key_env"] = api_key_env
+        table["api_key_env"] = PROFILE_SETTINGS["api_key_env"].parse("--api-key-env", api_key_env)
     if api_key_cmd:
-        table["api_key_cmd"] = api_key_cmd
+        table["api_key_cmd"] = PROFILE_SETTINGS["api_key_cmd"].parse("--api-key-cmd", api_key_cmd)
     if api_key_stdin:
-        table["api_key"] = _read_secret("API key", app.terminal)
+        secret = _read_secret("API key", app.terminal)
+        table["api_key"] = PROFILE_SETTINGS["api_key"].parse("stdin", secret)
     if headers:
         table["headers"] = dict(parse_header(h) for h in headers)
     if ca_cert:
@@ -464,11 +460,18 @@ def profile_add(
     )
     if fallback:
         table["fallback"] = PROFILE_SETTINGS["fallback"].parse("--fallback", fallback)
-    _profiles(config)[name] = table
-    check_fallbacks(_profiles(config))
-    if make_default:
-        config["default_profile"] = name
-    _saved(config, f"added profile '{name}'" + (" as the default" if make_default else ""))
+    with edited_config() as config:
+        if name in _profiles(config):
+            raise UsageError(
+                f"profile {name!r} already exists",
+                hint=f"change it with `ollamactl config set profiles.{name}.KEY VALUE`"
+                f" or remove it with `ollamactl config profile rm {name}`",
+            )
+        _profiles(config)[name] = table
+        check_fallbacks(_profiles(config))
+        if make_default:
+            config["default_profile"] = name
+    _saved(f"added profile '{name}'" + (" as the default" if make_default else ""))
 
 
 @profile_group.command("list")
@@ -509,10 +512,10 @@ def profile_use(name: str) -> None:
     Example:
       ollamactl config profile use gpu
     """
-    config = load_config()
-    profile_table(config, name, config_path())
-    config["default_profile"] = name
-    _saved(config, f"default profile is now '{name}'")
+    with edited_config() as config:
+        profile_table(config, name, config_path())
+        config["default_profile"] = name
+    _saved(f"default profile is now '{name}'")
 
 
 @profile_group.command("rm")
@@ -524,7 +527,7 @@ def profile_rm(name: str) -> None:
     Example:
       ollamactl config profile rm old-lab
     """
-    config = load_config()
-    profile_table(config, name, config_path())
-    _drop_profile(config, name)
-    _saved(config, f"removed profile '{name}'")
+    with edited_config() as config:
+        profile_table(config, name, config_path())
+        _drop_profile(config, name)
+    _saved(f"removed profile '{name}'")
