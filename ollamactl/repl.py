@@ -51,7 +51,13 @@ from ollamactl.repl_texts import (
     SHOW_USAGE,
     USAGE,
 )
-from ollamactl.session import Session, capabilities, fit_think, is_multimodal
+from ollamactl.session import (
+    Session,
+    capabilities,
+    check_takes_images,
+    fit_think,
+    is_multimodal,
+)
 from ollamactl.terminal import Terminal
 
 MULTILINE = '"""'
@@ -440,8 +446,10 @@ class Repl:
         if not path:
             self.out("Usage:\n  /image <path>")
             return
-        if not is_multimodal(self.session.info):  # the server would drop it without a word
-            self.out(f"error: model {json.dumps(self.session.model)} does not take images")
+        try:
+            check_takes_images(self.session.model, self.session.info)
+        except UsageError as e:
+            self.out(f"error: {e}")
             return
         try:
             kind, data = read_media(path)

@@ -6,11 +6,12 @@ request options; how an answer is shown is the caller's (a :class:`StreamPrinter
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Callable
 
 from ollamactl.answer import Reply, StreamPrinter
 from ollamactl.conversations import Conversation, ConversationStore
-from ollamactl.errors import OllamactlError
+from ollamactl.errors import OllamactlError, UsageError
 from ollamactl.names import is_valid_name
 from ollamactl.params import RequestOptions, Think
 from ollamactl.security import parse_version
@@ -34,6 +35,12 @@ def is_multimodal(info: JSON) -> bool:
         return True
     model_info = info.get("model_info")
     return isinstance(model_info, dict) and any(".vision." in key for key in model_info)
+
+
+def check_takes_images(model: str, info: JSON) -> None:
+    """Refuse images for a model that cannot see them: the server would drop them silently."""
+    if not is_multimodal(info):
+        raise UsageError(f"model {json.dumps(model)} does not take images")
 
 
 def request_arguments(request: RequestOptions, info: JSON) -> dict[str, Any]:

@@ -262,6 +262,17 @@ def test_image_is_refused_for_a_model_without_vision(
     assert len(server.json_bodies("/api/chat")[-1]["messages"][-1]["images"]) == 1
 
 
+@pytest.mark.parametrize("command", ["run", "chat"])
+def test_dash_i_is_refused_for_a_model_without_vision(
+    server: OllamaTestServer, tmp_path: Path, command: str
+) -> None:
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(PNG)
+    result = on(server, command, "tiny", "-i", str(picture), "what is it?")
+    assert (result.exit_code, result.stderr) == (2, 'Error: model "tiny" does not take images\n')
+    assert not server.requests_to("/api/generate") and not server.requests_to("/api/chat")
+
+
 def test_export_records_the_options_and_makes_no_folders(
     server: OllamaTestServer, tmp_path: Path
 ) -> None:

@@ -34,7 +34,7 @@ from ollamactl.options import (
     json_option,
 )
 from ollamactl.params import parse_json
-from ollamactl.session import Session, capabilities, fit_think
+from ollamactl.session import Session, capabilities, check_takes_images, fit_think
 
 SESSION_COMMAND = "session"
 #: What the arguments of ``chat [MODEL] [PROMPT]...`` are, for its help.
@@ -174,6 +174,8 @@ def chat_session(
     if "embedding" in capabilities(info):
         raise UsageError(f"{model} is an embedding model", hint="use `ollamactl embed`")
     check_can_generate(info)
+    if attached:
+        check_takes_images(model, info)
     request.think = fit_think(app.client, request.think, partial(click.echo, err=True))
     if conversation is None:
         conversation = store.new(model)

@@ -32,7 +32,13 @@ from ollamactl.generation import (
 )
 from ollamactl.options import GenerationCommand, embedding_options, generation_options
 from ollamactl.params import RequestOptions
-from ollamactl.session import Session, capabilities, fit_think, request_arguments
+from ollamactl.session import (
+    Session,
+    capabilities,
+    check_takes_images,
+    fit_think,
+    request_arguments,
+)
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON
@@ -89,6 +95,8 @@ def run(
         _embed_prompt(app, model, text, request, display, truncate, dimensions)
         return
     check_can_generate(info)
+    if attached:
+        check_takes_images(model, info)
     request.think = fit_think(app.client, request.think, partial(click.echo, err=True))
     if interactive:
         from ollamactl.repl import Repl
