@@ -82,14 +82,14 @@ class Placeholder:
         self._redisplay_slot.value = ctypes.cast(self._redisplay, ctypes.c_void_p).value
 
     @classmethod
-    def install(cls, readline: Any, fd: int) -> Placeholder | None:
-        """A placeholder for GNU readline's line on ``fd``, or None where that cannot be done."""
+    def install(cls, readline: Any, stream: Any) -> Placeholder | None:
+        """A placeholder for GNU readline's line on ``stream``, or None where it cannot be."""
         if "libedit" in (readline.__doc__ or ""):
             return None
         try:
-            return cls(ctypes.CDLL(readline.__file__), fd)
+            return cls(ctypes.CDLL(readline.__file__), stream.fileno())
         except (AttributeError, OSError, ValueError, TypeError):
-            return None  # readline linked in statically, or an unusual build
+            return None  # readline linked in statically, an unusual build, no file behind
 
     def remove(self) -> None:
         """Give readline its own functions back."""
@@ -163,7 +163,7 @@ class LineEditor:
             if paste:
                 self._enable_bracketed_paste()
             if self.placeholders:
-                self.placeholder = Placeholder.install(readline, sys.stdout.fileno())
+                self.placeholder = Placeholder.install(readline, sys.stdout)
         readline.set_history_length(HISTORY_LENGTH)
         with suppress(OSError):
             readline.read_history_file(self.history_path)
