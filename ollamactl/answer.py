@@ -20,7 +20,7 @@ import click
 
 from ollamactl.errors import OllamactlError
 from ollamactl.render import to_json
-from ollamactl.terminal import Terminal
+from ollamactl.terminal import Terminal, sanitise, sanitising
 
 if TYPE_CHECKING:
     from ollamactl.client import JSON
@@ -221,7 +221,10 @@ class StreamPrinter:
         self.quiet = quiet
         self.color = terminal.color(terminal.stderr)
         self._write = text_writer(terminal, terminal.stdout, display.word_wrap)
+        if terminal.is_tty(terminal.stdout):  # the model's text: escape sequences shown, not run
+            self._write = sanitising(self._write)
         self._write_thinking = text_writer(terminal, terminal.stderr, display.word_wrap)
+        self._shown_thinking = sanitise if terminal.is_tty(terminal.stderr) else str
         self._thinking_open = False
         self._thinking_ends_line = True
 
@@ -278,7 +281,7 @@ class StreamPrinter:
             opening = "Thinking...\n"
             self._write_thinking(f"{GREY}{BOLD}{opening}{RESET}{GREY}" if self.color else opening)
             self._thinking_open = True
-        self._write_thinking(text)
+        self._write_thinking(self._shown_thinking(text))
         self._thinking_ends_line = text.endswith("\n")
 
     def _end_thinking(self) -> None:

@@ -3,9 +3,16 @@
 Files live in ``<data dir>/chats/<id>.json`` (the data dir of :mod:`ollamactl.paths`:
 ``$OLLAMACTL_DATA_DIR``, else ``$XDG_DATA_HOME/ollamactl`` or the platform's), mode 0600. Every
 save writes a temporary file in the same folder, fsyncs it and renames it over the
-old one, so a crash or ``kill -9`` leaves the previous or the new version, never a mix.
+old one, so a crash or ``kill -9`` leaves the previous or the new version, never a mix
+(the temporary file a kill leaves is removed by the next save).
 Saving happens once per message (the question before it is sent, the answer when
 it is complete), never per token.
+
+Two ollamactl writing one conversation at once (two ``chat --continue``) lose nothing: a save
+holds the lock of the folder, reads the file again, and puts this writer's messages (its turn)
+after what the other one saved meanwhile. What each writer sends to the model stays its own
+view of the history. A writer that rewrote the history it loaded (``/retry`` of an old answer)
+while another one added to it is refused, with an error, instead of overwriting it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ollamactl.errors import UsageError
-from ollamactl.paths import data_dir, write_private_file
+from ollamactl.paths import data_dir, locked_folder, open_input, write_private_file
 from ollamactl.render import parse_time
 
 FORMAT_VERSION = 1
@@ -52,6 +59,11 @@ class Conversation:
     options: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=now)
     updated_at: str = field(default_factory=now)
+    #: What the store knows of the file (see :meth:`ConversationStore.save`): the messages
+    #: of others as last seen, this writer's messages as last written, and the file's stamp.
+    base: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    written: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    stamp: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def title(self) -> str:
@@ -97,6 +109,7 @@ class Conversation:
             options=dict(data.get("options") or {}),
             created_at=str(data.get("created_at", "")),
             updated_at=str(data.get("updated_at", "")),
+            base=list(data["messages"]),
         )
 
 
@@ -118,13 +131,45 @@ class ConversationStore:
                 return Conversation(id=conversation_id, model=model)
 
     def save(self, conversation: Conversation) -> None:
-        """Write a conversation atomically (temp file, fsync, rename)."""
+        """Write a conversation atomically (temp file, fsync, rename), under the folder's lock.
+
+        What another ollamactl saved meanwhile is kept: this writer's messages go after it
+        (see the module's description).
+        """
         conversation.updated_at = now()
-        text = json.dumps(conversation.to_dict(), ensure_ascii=False, indent=1)
+        path = self.path(conversation.id)
+        with locked_folder(self.folder, f"the conversation {conversation.id}"):
+            messages = self._merged(conversation, path)
+            record = {**conversation.to_dict(), "messages": messages}
+            text = json.dumps(record, ensure_ascii=False, indent=1)
+            try:
+                write_private_file(path, text.encode("utf-8"), locked=True)
+                conversation.stamp = _stamp(os.stat(path))
+            except OSError as e:
+                raise UsageError(f"cannot save the conversation in {self.folder}: {e}") from None
+
+    def _merged(self, conversation: Conversation, path: Path) -> list[dict[str, Any]]:
+        """The messages to write: this writer's view, or its turn after what others saved."""
+        ours, base, written = conversation.messages, conversation.base, conversation.written
         try:
-            write_private_file(self.path(conversation.id), text.encode("utf-8"))
-        except OSError as e:
-            raise UsageError(f"cannot save the conversation in {self.folder}: {e}") from None
+            changed = conversation.stamp != _stamp(os.stat(path))
+        except FileNotFoundError:
+            changed = False  # new, or deleted meanwhile: this writer's view is all there is
+        others = _without_last(self._read(conversation.id).messages, written) if changed else base
+        own_block = ours[: len(base)] == base
+        if others == base:
+            conversation.base, conversation.written = (
+                (base, ours[len(base) :]) if own_block else ([], list(ours))
+            )
+            return list(ours)
+        if not own_block:
+            raise UsageError(
+                f"the conversation {conversation.id} was changed by another ollamactl while this"
+                " one rewrote its history; this change was not saved",
+                hint="`ollamactl chat show` shows what was saved",
+            )
+        conversation.base, conversation.written = others, ours[len(base) :]
+        return others + conversation.written
 
     def _saved_times(self) -> dict[str, int]:
         """Every stored ID with its file's modification time (ns)."""
@@ -159,11 +204,14 @@ class ConversationStore:
 
     def _read(self, conversation_id: str) -> Conversation:
         path = self.path(conversation_id)
-        try:
-            with path.open(encoding="utf-8") as f:
-                return Conversation.from_dict(json.load(f))
-        except (OSError, ValueError, KeyError) as e:
-            raise UsageError(f"cannot read the conversation {path}: {e}") from None
+        with open_input(str(path), "the conversation") as f:
+            try:
+                conversation = Conversation.from_dict(json.loads(f.read()))
+                conversation.stamp = _stamp(os.fstat(f.fileno()))
+            except (OSError, ValueError, KeyError, RecursionError) as e:
+                reason = "nested too deeply" if isinstance(e, RecursionError) else e
+                raise UsageError(f"cannot read the conversation {path}: {reason}") from None
+        return conversation
 
     def latest(self) -> Conversation | None:
         """The conversation saved last, if any is readable.
@@ -208,6 +256,23 @@ class ConversationStore:
         except OSError as e:
             raise UsageError(f"cannot delete conversation '{conversation_id}': {e}") from None
         return conversation_id
+
+
+def _stamp(status: os.stat_result) -> tuple[int, ...]:
+    """What changes whenever a file is replaced: its inode, size and modification time."""
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _without_last(messages: list[dict[str, Any]], block: list[dict[str, Any]]) -> list[Any]:
+    """``messages`` without the last run of messages equal to ``block`` (if there is one).
+
+    >>> _without_last([{"a": 1}, {"b": 2}, {"c": 3}], [{"b": 2}])
+    [{'a': 1}, {'c': 3}]
+    """
+    for start in range(len(messages) - len(block), -1, -1):
+        if block and messages[start : start + len(block)] == block:
+            return messages[:start] + messages[start + len(block) :]
+    return list(messages)
 
 
 def transcript(conversation: Conversation) -> str:

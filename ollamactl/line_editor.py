@@ -17,6 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from ollamactl.paths import private_folder
 from ollamactl.terminal import without_surrogates
 
 HISTORY_LENGTH = 1000
@@ -213,7 +214,7 @@ class LineEditor:
         if not (self.save_history and self.readline):
             return
         try:
-            self.history_path.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(self.history_path.parent)
             os.close(os.open(self.history_path, os.O_WRONLY | os.O_CREAT, 0o600))
             self.readline.append_history_file(1, self.history_path)
         except OSError:

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from ollamactl.terminal import sanitise
+
 TABLE_PADDING = "    "
 
 
@@ -152,13 +154,16 @@ def human_time(text: str | None, now: datetime | None = None) -> str:
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
     """Lay out rows as the Go CLI's tables (tablewriter): borderless, left-aligned, padded.
 
+    A table is for a person: control characters in a cell (a model name a server chose)
+    are shown, not obeyed (see :func:`~ollamactl.terminal.sanitise`).
+
     >>> print(table([["a", "bb"], ["ccc", "d"]], header=["X", "Y"]).replace(" ", "."), end="")
     X......Y..
     a......bb....
     ccc....d.....
     """
     lines = [list(header)] if header else []
-    lines += [list(r) for r in rows]
+    lines += [[sanitise(cell) for cell in r] for r in rows]
     if not lines:
         return ""
     widths: list[int] = []

@@ -16,7 +16,6 @@ from tests.fake_ollama import OllamaTestServer
 from tests.fault_proxy import (
     FaultProxy,
     Outcome,
-    known_failure,
     proxy_fixture,  # noqa: F401  (the `proxy` fixture)
     run_ollamactl,
     start_ollamactl,
@@ -62,7 +61,6 @@ def turns_kept(question: str) -> bool:
     return False
 
 
-@known_failure(6)
 def test_two_chat_continues_at_once_keep_both_turns_or_refuse_one(
     server: OllamaTestServer, proxy: FaultProxy
 ) -> None:
@@ -103,7 +101,6 @@ def results(outcome: Outcome) -> dict[int, int]:
     return {int(i): int(code) for i, code in pairs}
 
 
-@known_failure(6)
 def test_two_loops_of_config_set_lose_no_write() -> None:
     loops = {prefix: config_set_loop(prefix) for prefix in ("a", "b")}
     for process in loops.values():  # the start signal, to both at once

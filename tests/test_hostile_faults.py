@@ -3,7 +3,7 @@ that talks to the server, through the real CLI (a subprocess with bounded time a
 
 What every case expects: the documented exit code, one clean ``Error:`` line on stderr and no
 traceback, no credential in any output (also not JSON-escaped or base64-encoded), and an end
-within the bound. Cases that fail today carry ``known_failure`` (a strict xfail).
+within the bound.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from tests.fault_proxy import (
     Outcome,
     assert_clean_error,
     certs_fixture,  # noqa: F401  (the `certs` fixture)
-    known_failure,
     proxy_fixture,  # noqa: F401  (the `proxy` fixture)
     run_ollamactl,
     tls_proxy_fixture,  # noqa: F401  (the `tls_proxy` fixture)
@@ -69,12 +68,9 @@ COMMANDS = {
 }
 
 
-def each_command(failing: tuple[str, ...] = (), issue_class: int = 0) -> list[Any]:
-    """Every command as a pytest param; those in ``failing`` fail today (class ``issue_class``)."""
-    return [
-        pytest.param(name, id=name, marks=[known_failure(issue_class)] if name in failing else [])
-        for name in COMMANDS
-    ]
+def each_command() -> list[Any]:
+    """Every command as a pytest param."""
+    return [pytest.param(name, id=name) for name in COMMANDS]
 
 
 @pytest.fixture
@@ -189,9 +185,7 @@ def with_credentials(proxy: FaultProxy, kind: str) -> list[str]:
     return ["--host", basic if kind == "basic-auth" else proxy.url, *CREDENTIALS[kind]]
 
 
-@pytest.mark.parametrize(
-    "kind", ["token", pytest.param("basic-auth", marks=known_failure(3)), "quoted-key"]
-)
+@pytest.mark.parametrize("kind", ["token", "basic-auth", "quoted-key"])
 @pytest.mark.parametrize("name", each_command())
 def test_a_401_that_echoes_the_request_shows_no_credential(
     proxy: FaultProxy, world: dict[str, str], name: str, kind: str
@@ -207,8 +201,8 @@ def test_a_401_that_echoes_the_request_shows_no_credential(
     "kind",
     [
         "token",
-        pytest.param("basic-auth", marks=known_failure(3)),
-        pytest.param("quoted-key", marks=known_failure(3)),
+        "basic-auth",
+        "quoted-key",
     ],
 )
 def test_doctor_json_shows_no_credential_a_401_echoes(proxy: FaultProxy, kind: str) -> None:
@@ -256,7 +250,7 @@ def test_a_gzip_bomb_is_refused(proxy: FaultProxy, world: dict[str, str], name: 
 # -- 8: untrusted text ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", each_command(tuple(COMMANDS), 8))
+@pytest.mark.parametrize("name", each_command())
 def test_terminal_escapes_in_a_server_error_are_not_written(
     proxy: FaultProxy, world: dict[str, str], name: str
 ) -> None:
@@ -266,7 +260,6 @@ def test_terminal_escapes_in_a_server_error_are_not_written(
     assert "\x1b" not in outcome.stdout + outcome.stderr, str(outcome)
 
 
-@known_failure(8)
 def test_terminal_escapes_in_a_server_error_do_not_reach_a_terminal(proxy: FaultProxy) -> None:
     proxy.add_fault("/api/tags", status=500, body=json.dumps({"error": ESCAPES}))
     argv = ["-m", "ollamactl", "--host", proxy.url, "list"]

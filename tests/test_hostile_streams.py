@@ -4,7 +4,7 @@ FIFOs given as files, signals mid-answer, a permissive umask, and a kill at the 
 
 Through the real CLI (a subprocess with bounded time and memory). Expected: a documented exit
 code with one clean ``Error:`` line and no traceback, nothing lost silently, and an end within
-the bound; a broken pipe ends quietly. Cases that fail today carry ``known_failure``.
+the bound; a broken pipe ends quietly.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from tests.fake_ollama import OllamaTestServer
 from tests.fault_proxy import (
     Outcome,
     assert_clean_error,
-    known_failure,
     run_ollamactl,
     start_ollamactl,
     wait_bounded,
@@ -58,7 +57,6 @@ def config_folder() -> Path:
 COMMAND_LINES = {"list": ("list",), "run": ("run", "tiny", "Say hello")}
 
 
-@known_failure(5)
 @pytest.mark.parametrize("args", COMMAND_LINES.values(), ids=list(COMMAND_LINES))
 def test_stdout_on_a_full_disk_is_a_clean_error(
     server: OllamaTestServer, args: tuple[str, ...]
@@ -68,7 +66,6 @@ def test_stdout_on_a_full_disk_is_a_clean_error(
     assert_clean_error(outcome, FAILURES)
 
 
-@known_failure(5)
 @pytest.mark.parametrize("args", COMMAND_LINES.values(), ids=list(COMMAND_LINES))
 def test_a_closed_stdout_is_a_clean_error_not_silent_success(
     server: OllamaTestServer, args: tuple[str, ...]
@@ -78,7 +75,6 @@ def test_a_closed_stdout_is_a_clean_error_not_silent_success(
     assert_clean_error(outcome, FAILURES)
 
 
-@known_failure(5)
 def test_a_closed_stdin_does_not_stop_a_prompt_given_as_arguments(
     server: OllamaTestServer,
 ) -> None:
@@ -89,7 +85,6 @@ def test_a_closed_stdin_does_not_stop_a_prompt_given_as_arguments(
     assert outcome.stdout.startswith("Hello, world!")
 
 
-@known_failure(5)
 def test_a_secret_from_a_closed_stdin_is_a_usage_error() -> None:
     args = ("config", "profile", "add", "gpu", "--host", "https://gw.example.com")
     outcome = run_ollamactl(*args, "--api-key-stdin", stdin=None, close=(0,))
@@ -105,7 +100,6 @@ def test_a_closed_stderr_keeps_the_exit_code(server: OllamaTestServer, healthy: 
     assert ("tiny:latest" in outcome.stdout) is healthy
 
 
-@known_failure(5)
 def test_a_reader_that_stops_early_ends_the_answer_quietly(server: OllamaTestServer) -> None:
     """``ollamactl run ... | head -c 10``: the broken pipe ends the run, quietly.
 
@@ -139,7 +133,6 @@ def modelfile(path: Path, source: str) -> Path:
     return path
 
 
-@known_failure(5)
 @pytest.mark.parametrize(
     "args",
     [
@@ -179,7 +172,6 @@ def test_a_modelfile_from_a_pipe_is_read(server: OllamaTestServer) -> None:
 # -- signals mid-answer -----------------------------------------------------------------------
 
 
-@known_failure(10)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_a_signal_mid_answer_saves_the_partial_answer(
     server: OllamaTestServer, signum: int
@@ -204,7 +196,6 @@ def folder_modes(*folders: Path) -> dict[str, str]:
     return {folder.name: oct(stat.S_IMODE(folder.stat().st_mode)) for folder in folders}
 
 
-@known_failure(9)
 def test_the_data_folder_is_private_under_umask_000(server: OllamaTestServer) -> None:
     outcome = run_ollamactl("--host", server.url, "chat", "tiny", "hi", umask=0)
     assert outcome.code == 0, str(outcome)
@@ -238,7 +229,6 @@ WRITES: dict[str, Any] = {
 }
 
 
-@known_failure(10)
 @pytest.mark.parametrize("what", list(WRITES))
 def test_a_kill_at_the_rename_leaves_no_stray_file_after_the_next_write(
     server: OllamaTestServer, what: str

@@ -38,6 +38,7 @@ from ollamactl.tables import (
     matching,
     sort_models,
 )
+from ollamactl.terminal import sanitise
 
 if TYPE_CHECKING:
     from ollamactl.client import Client
@@ -237,6 +238,8 @@ def show(app: App, model: str, views: tuple[str, ...], verbose: bool, as_json: b
         echo_json(info)
     elif views:
         text = str(info.get(views[0]) or "")
+        if app.terminal.stdout_is_tty:  # the server's text: its escape sequences shown, not run
+            text = sanitise(text)
         # As `ollama show`: license, modelfile and parameters end with a newline.
         click.echo(text, nl=views[0] not in ("system", "template"))
     else:
