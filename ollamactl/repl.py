@@ -58,7 +58,7 @@ from ollamactl.session import (
     fit_think,
     is_multimodal,
 )
-from ollamactl.terminal import Terminal
+from ollamactl.terminal import Terminal, Terminated
 
 MULTILINE = '"""'
 THINK_VALUES = 'must be "high", "medium", "low", "max", true, or false'
@@ -168,6 +168,8 @@ class Repl:
             except EOFError:
                 self.out()
                 return
+            except Terminated:  # SIGTERM/SIGHUP end the REPL (Ctrl-C does not)
+                raise
             except KeyboardInterrupt:
                 typed = self.editor.typed() if self.editor else ""
                 self.out("" if typed else "\nUse Ctrl + d or /bye to exit.")
@@ -192,6 +194,8 @@ class Repl:
                     block, block_is_system = [" ".join(words[2:])[len(MULTILINE) :]], True
                 elif self._command(line, words) == "bye":
                     return
+            except Terminated:
+                raise
             except KeyboardInterrupt:
                 self.out()
 
@@ -483,6 +487,8 @@ class Repl:
         printer = StreamPrinter(self.display, self.terminal, quiet=offered)
         try:
             reply = self.session.send(printer)
+        except Terminated:
+            raise
         except KeyboardInterrupt:
             self.out()
             return
