@@ -173,8 +173,9 @@ class OllamaGroup(click.Group):
             return super().invoke(ctx)
         except OllamactlError as e:
             _report(ctx, e)
-        except Terminated as e:  # SIGTERM or SIGHUP: what Ctrl-C keeps is kept (see main)
-            click.echo("terminated", err=True)
+        except Terminated as e:  # SIGTERM, SIGHUP, a broken pipe: what Ctrl-C keeps is kept
+            if not isinstance(e, OutputClosed):  # a reader that went away wants no message
+                click.echo("terminated", err=True)
             ctx.exit(128 + e.signum)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)  # commands that say more raise Interrupted

@@ -62,10 +62,6 @@ def sanitising(write: Callable[[str], None]) -> Callable[[str], None]:
     return write_sanitised
 
 
-class OutputClosed(Exception):
-    """The reader of stdout went away (a broken pipe): the command ends quietly (exit 141)."""
-
-
 class OutputFailed(UsageError):
     """stdout cannot be written (closed, disk full): the data is lost, which is not a success."""
 
@@ -81,6 +77,14 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+class OutputClosed(Terminated):
+    """The reader of stdout went away (a broken pipe): unwind as SIGPIPE's death would, so a
+    partial answer is saved, then end quietly with BROKEN_PIPE_EXIT."""
+
+    def __init__(self) -> None:
+        super().__init__(BROKEN_PIPE_EXIT - 128)
 
 
 def _isatty(stream: Any) -> bool:
