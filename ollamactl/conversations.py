@@ -60,8 +60,10 @@ class Conversation:
     created_at: str = field(default_factory=now)
     updated_at: str = field(default_factory=now)
     #: What the store knows of the file (see :meth:`ConversationStore.save`): the messages
-    #: of others as last seen, this writer's messages as last written, and the file's stamp.
+    #: this writer loaded (its view starts with them), the other writers' messages as last
+    #: seen, this writer's own messages as last written, and the file's stamp then.
     base: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    seen: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
     written: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
     stamp: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
 
@@ -110,6 +112,7 @@ class Conversation:
             created_at=str(data.get("created_at", "")),
             updated_at=str(data.get("updated_at", "")),
             base=list(data["messages"]),
+            seen=list(data["messages"]),
         )
 
 
@@ -149,26 +152,27 @@ class ConversationStore:
                 raise UsageError(f"cannot save the conversation in {self.folder}: {e}") from None
 
     def _merged(self, conversation: Conversation, path: Path) -> list[dict[str, Any]]:
-        """The messages to write: this writer's view, or its turn after what others saved."""
-        ours, base, written = conversation.messages, conversation.base, conversation.written
+        """The messages to write: what the others saved, then this writer's own messages."""
+        ours, base = conversation.messages, conversation.base
         try:
             changed = conversation.stamp != _stamp(os.stat(path))
         except FileNotFoundError:
             changed = False  # new, or deleted meanwhile: this writer's view is all there is
-        others = _without_last(self._read(conversation.id).messages, written) if changed else base
-        own_block = ours[: len(base)] == base
-        if others == base:
-            conversation.base, conversation.written = (
-                (base, ours[len(base) :]) if own_block else ([], list(ours))
-            )
-            return list(ours)
-        if not own_block:
-            raise UsageError(
-                f"the conversation {conversation.id} was changed by another ollamactl while this"
-                " one rewrote its history; this change was not saved",
-                hint="`ollamactl chat show` shows what was saved",
-            )
-        conversation.base, conversation.written = others, ours[len(base) :]
+        if changed:
+            disk = self._read(conversation.id).messages
+            others = _without_last(disk, conversation.written)
+        else:
+            others = conversation.seen
+        if ours[: len(base)] != base:  # this writer rewrote what it loaded
+            if others != base:
+                raise UsageError(
+                    f"the conversation {conversation.id} was changed by another ollamactl while"
+                    " this one rewrote its history; this change was not saved",
+                    hint="`ollamactl chat show` shows what was saved",
+                )
+            conversation.base = others = []  # all of it is this writer's now
+        conversation.written = ours[len(conversation.base) :]
+        conversation.seen = others
         return others + conversation.written
 
     def _saved_times(self) -> dict[str, int]:
