@@ -142,10 +142,12 @@ class Flags:
             found += host_credentials(host)
         for header in self.headers:
             name, colon, value = header.partition(":")
-            rest = split_malformed_header(name)[1]
+            start, rest = split_malformed_header(name)
             if not colon or rest:  # malformed: what follows a possible name may be a value
                 value = f"{rest}{colon}{value}"
                 found += [value.strip(), *value.split()]
+                if is_secret_header(start) and not value.strip():  # a value glued to it?
+                    found.append(start)
             elif is_secret_header(name):
                 found.append(value.strip())
         return found

@@ -217,13 +217,15 @@ def parse_header(text: str) -> tuple[str, str]:
     Traceback (most recent call last):
     ...
     ollamactl.errors.UsageError: invalid header 'X-Api-Token ***' (expected 'Name: value')
+    >>> parse_header("X-Api-Tokens3cret")
+    Traceback (most recent call last):
+    ...
+    ollamactl.errors.UsageError: invalid header '***' (expected 'Name: value')
     """
     name, colon, header_value = text.partition(":")
     name = name.strip()
     if not colon:
-        name, rest = split_malformed_header(text)
-        shown = f"{name} {HIDDEN}" if rest else name
-        raise UsageError(f"invalid header {shown!r}", hint="expected 'Name: value'")
+        raise UsageError(f"invalid header {_quotable(text)!r}", hint="expected 'Name: value'")
     return check_header_name(name), check_header_value(header_value.strip(), f"the header {name!r}")
 
 
@@ -239,13 +241,23 @@ def split_malformed_header(text: str) -> tuple[str, str]:
     return text[:end], text[end:].strip()
 
 
+def _quotable(text: str) -> str:
+    """What a message may quote of a header that does not parse: its name, never a value.
+
+    What follows the name may be a pasted value; one secret-looking word may be a name with
+    its value glued on.
+    """
+    name, rest = split_malformed_header(text)
+    if rest:
+        return f"{name} {HIDDEN}"
+    return HIDDEN if is_secret_header(name) else name
+
+
 def check_header_name(name: str) -> str:
     """``name`` if HTTP can send it as a header name (ASCII letters, digits, ``-`` ...)."""
     if not _HEADER_NAME.fullmatch(name):
-        start, rest = split_malformed_header(name)  # what follows may be a pasted value
-        shown = f"{start} {HIDDEN}" if rest else start
         raise UsageError(
-            f"invalid header name {shown!r}",
+            f"invalid header name {_quotable(name)!r}",
             hint="a header name is ASCII letters, digits and '-'; expected 'Name: value'",
         )
     return name
