@@ -147,6 +147,8 @@ def parse_line(text: str, number: int, defaults: RequestOptions | None = None) -
         fields = json.loads(stripped)
     except ValueError as e:
         raise UsageError(f"not a valid JSON object: {e}") from None
+    except RecursionError:  # issue 13: a line nested too deep is that line's error
+        raise UsageError("not a valid JSON object: nested too deeply") from None
     unknown = sorted(set(fields) - set(LINE_FIELDS))
     if unknown:
         raise UsageError(f"unknown field {unknown[0]!r}", hint="known: " + ", ".join(LINE_FIELDS))
