@@ -390,9 +390,11 @@ class Client:
                     return response, b""
                 with response:
                     content = self._read(response, idle, deadline)
-            except (ConnectionFailed, BadResponse) as e:
+            except ConnectionFailed as e:
                 if attempt == tries or not _worth_retrying(e):
-                    raise self._after_tries(e, attempt, seconds) from e
+                    if isinstance(e, ServerTimeout) and attempt > 1:  # say how long all took
+                        raise http_errors.no_answer(url, self.base_url, seconds, attempt) from e
+                    raise
                 wait = _backoff(attempt)
             else:
                 if response.status_code < 400:
@@ -458,12 +460,6 @@ class Client:
             page = content.decode("utf-8", "replace")
             error = mtls.refusal(page, self.settings, how="HTTP 400") or error
         raise error
-
-    def _after_tries(self, error: OllamactlError, tries: int, seconds: float) -> OllamactlError:
-        """The error of the last try, saying how long all tries waited when they timed out."""
-        if isinstance(error, ServerTimeout) and tries > 1:
-            return http_errors.no_answer(error.url or "", self.base_url, seconds, tries)
-        return error
 
     def _read(self, response: requests.Response, idle: float, deadline: _Deadline) -> bytes:
         """The whole body, decompressed: at most MAX_BODY_BYTES, by the deadline."""
