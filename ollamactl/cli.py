@@ -228,7 +228,11 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
 @click.option(
     "--insecure-tls", is_flag=True, default=None, help="Do not verify TLS certificates (unsafe)."
 )
-@click.option("--connect-timeout", metavar="SECONDS", help="Connect timeout [default: 5].")
+@click.option(
+    "--connect-timeout",
+    metavar="SECONDS",
+    help="Longest wait for each connection (TCP and TLS) [default: 5].",
+)
 @click.option(
     "--read-timeout",
     "read_timeout",
@@ -238,7 +242,9 @@ def _report(ctx: click.Context, error: OllamactlError) -> None:
     help="Idle timeout: longest wait for the next bytes [default: 300].",
 )
 @click.option(
-    "--retries", metavar="N", help="HTTP retries of idempotent requests, 0-10 [default: 2]."
+    "--retries",
+    metavar="N",
+    help="Retries of each idempotent HTTP request, 0-10 [default: 2].",
 )
 @click.option(
     "--debug", is_flag=True, help="Log HTTP requests and show tracebacks (secrets redacted)."

@@ -43,21 +43,31 @@ def _ask(app: App, answer: HostAnswer, fetch: Callable[[Client], Models]) -> Non
     answer.done = True
 
 
-def ask_every_profile(app: App, fetch: Callable[[Client], Models]) -> list[HostAnswer]:
-    """Query every profile in parallel; a host that does not answer in time is an error."""
+def check_no_connection_flags(app: App, what: str) -> None:
+    """Refuse the global connection flags next to ``what`` (each profile has its own)."""
     flags = app.flags
     if flags.host or flags.profile or flags.api_key or flags.headers or flags.client_cert:
         raise UsageError(
-            "--all-profiles cannot be combined with --host, --profile, --api-key, -H"
+            f"{what} cannot be combined with --host, --profile, --api-key, -H"
             " or --client-cert (each profile has its own)"
         )
+
+
+def profile_names() -> list[str]:
+    """The names of the config file's profiles; none is a usage error."""
     profiles = load_config().get("profiles")
     if not isinstance(profiles, dict) or not profiles:
         raise UsageError(
             f"there are no profiles in {config_path()}",
             hint="add one with `ollamactl config profile add NAME --host URL`",
         )
-    answers = [HostAnswer(str(name)) for name in profiles]
+    return [str(name) for name in profiles]
+
+
+def ask_every_profile(app: App, fetch: Callable[[Client], Models]) -> list[HostAnswer]:
+    """Query every profile in parallel; a host that does not answer in time is an error."""
+    check_no_connection_flags(app, "--all-profiles")
+    answers = [HostAnswer(name) for name in profile_names()]
     threads = [threading.Thread(target=_ask, args=(app, a, fetch), daemon=True) for a in answers]
     for thread in threads:
         thread.start()

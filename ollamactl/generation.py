@@ -64,7 +64,7 @@ def read_images(paths: tuple[str, ...]) -> list[str]:
 
 
 def apply_profile_defaults(app: App, request: RequestOptions) -> None:
-    """A profile's ``options`` (under the -o flags) and ``keep_alive`` (unless --keepalive)."""
+    """A profile's ``options`` (under the -p flags) and ``keep_alive`` (unless --keepalive)."""
     defaults = app.settings.defaults
     if isinstance(defaults.get("options"), dict):
         request.options = {**defaults["options"], **request.options}

@@ -3,7 +3,8 @@
 Each name has one meaning everywhere: ``--json`` prints the API objects, ``-q/--quiet`` on a
 listing prints names only, ``--quiet`` on a transfer shows no progress, ``--retries`` is the
 HTTP retries of the root command and ``--resume-retries`` the re-issues of a pull or push,
-``--output-format`` the format of a listing (``--output`` is a file).
+``--output-format`` the format of a listing, ``-o/--output`` a file and ``-p/--parameter`` a
+model parameter (``-o`` is refused on run and chat, where it once was ``--option``).
 Older spellings keep working without being shown (:class:`AliasOption`).
 
 This module is imported on every start (``--version`` included): it imports click alone,
@@ -131,7 +132,7 @@ def names_only_option(what: str = "model") -> Callable[[F], F]:
 def listing_options(sorts: Sequence[str], sort_help: str) -> Callable[[F], F]:
     """``--sort KEY``, ``--output-format FORMAT`` and ``--no-headers`` of a listing.
 
-    Not ``--output``/``-o``: ``--output`` is batch's answer file, ``-o`` run's ``--option``.
+    Not ``--output``/``-o``: ``-o/--output`` is a file (batch's answers).
     """
     from ollamactl.tables import FORMATS
 
@@ -252,30 +253,59 @@ def transfer_options(func: F) -> F:
     )
 
 
+def _all_profiles(help: str) -> Callable[[F], F]:
+    return click.option("--all-profiles", is_flag=True, help=help)
+
+
 def all_profiles_option(func: F) -> F:
     """``--all-profiles``: the fleet view, one query per profile of the config file."""
     from ollamactl.fleet import FLEET_TIMEOUT
 
-    return click.option(
-        "--all-profiles",
-        is_flag=True,
-        help="Ask every profile of the config file in parallel (each gets --read-timeout"
-        f" seconds, default {FLEET_TIMEOUT:g}) and add a HOST column.",
+    return _all_profiles(
+        "Ask every profile of the config file in parallel (each gets --read-timeout"
+        f" seconds, default {FLEET_TIMEOUT:g}) and add a HOST column."
     )(func)
+
+
+def spread_options(func: F) -> F:
+    """``--profiles A,B`` and ``--all-profiles``: the servers a batch is spread over."""
+    return apply(
+        func,
+        click.option(
+            "--profiles", metavar="A,B,...", help="Spread the prompts over these profiles."
+        ),
+        _all_profiles("Spread the prompts over every profile of the config file."),
+    )
 
 
 # -- generation -----------------------------------------------------------------------------
 
 
 def model_options_option(func: F) -> F:
-    """``-o KEY=VALUE``: a model parameter, repeatable."""
+    """``-p/--parameter KEY=VALUE``: a model parameter, repeatable (Go's ``PARAMETER``)."""
     return click.option(
-        "-o",
-        "--option",
+        "-p",
+        "--parameter",
         "options",
+        cls=AliasOption,
+        aliases=("--option",),
         multiple=True,
         metavar="KEY=VALUE",
-        help="Model parameter (repeatable), e.g. -o temperature=0 -o num_ctx=8192.",
+        help="Model parameter (repeatable), e.g. -p temperature=0 -p num_ctx=8192.",
+    )(func)
+
+
+def _refuse_o(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> None:
+    if value:
+        from ollamactl.errors import UsageError
+
+        raise UsageError("-o is not a model parameter: use -p KEY=VALUE (or --parameter)")
+
+
+def retired_o_option(func: F) -> F:
+    """A hidden ``-o`` that says model parameters are ``-p`` now (``-o`` is an output file)."""
+    return click.option(
+        "-o", "retired_o", multiple=True, hidden=True, expose_value=False, callback=_refuse_o
     )(func)
 
 
@@ -309,8 +339,10 @@ def _complete_format(ctx: click.Context, param: click.Parameter, incomplete: str
     return complete_format(ctx, param, incomplete)
 
 
-def request_options(func: F) -> F:
-    """What run and chat send besides the prompt: system, -o, format, images, keepalive, think."""
+def shared_request_options(func: F) -> F:
+    """What run, chat and batch send besides the prompt: system, -p, format, keepalive, think.
+
+    ``--think`` takes an optional level in a :class:`GenerationCommand`."""
     return apply(
         func,
         click.option("--system", metavar="TEXT", help="System message for the model."),
@@ -322,15 +354,6 @@ def request_options(func: F) -> F:
             help="Response format: json, a JSON schema file (@schema.json) or inline schema.",
             shell_complete=_complete_format,
         ),
-        click.option(
-            "-i",
-            "--image",
-            "images",
-            type=click.Path(),
-            multiple=True,
-            metavar="PATH",
-            help="Attach an image (repeatable).",
-        ),
         keepalive_option,
         click.option(
             "--think",
@@ -340,7 +363,25 @@ def request_options(func: F) -> F:
             metavar="[=LEVEL]",
             help="Think before answering: --think, --think=false or --think=high|medium|low|max.",
         ),
+    )
+
+
+def request_options(func: F) -> F:
+    """What run and chat send: :func:`shared_request_options`, images and --no-stream."""
+    return apply(
+        func,
+        shared_request_options,
+        click.option(
+            "-i",
+            "--image",
+            "images",
+            type=click.Path(),
+            multiple=True,
+            metavar="PATH",
+            help="Attach an image (repeatable).",
+        ),
         click.option("--no-stream", is_flag=True, help="Wait for the whole answer."),
+        retired_o_option,
     )
 
 

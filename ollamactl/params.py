@@ -1,6 +1,6 @@
 """Request options shared by run, chat, embed, batch and the REPL, parsed from their text.
 
-``-o key=value`` options typed as the Go CLI's ``api.FormatParams`` types them,
+``-p key=value`` options typed as the Go CLI's ``api.FormatParams`` types them,
 ``--keepalive`` durations, ``--format`` JSON schemas, ``--think`` levels and
 images (``-i PATH`` or paths found in a prompt, as the Go CLI finds them).
 Everything here is pure parsing: bad input raises :class:`UsageError` (exit 2).
@@ -106,7 +106,7 @@ def format_param(key: str, values: list[str]) -> Any:
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
-    """Parse repeated ``-o key=value``: a later value wins, ``stop`` accumulates.
+    """Parse repeated ``-p key=value``: a later value wins, ``stop`` accumulates.
 
     >>> parse_options(["temperature=0", "stop=###", "stop=END", "num_ctx=8192", "seed=1", "seed=2"])
     {'temperature': 0.0, 'stop': ['###', 'END'], 'num_ctx': 8192, 'seed': 2}
@@ -117,7 +117,7 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
     >>> parse_options(["top_k=many"])
     Traceback (most recent call last):
     ...
-    ollamactl.errors.UsageError: -o top_k=many: invalid int value [many]
+    ollamactl.errors.UsageError: -p top_k=many: invalid int value [many]
     """
     options: dict[str, Any] = {}
     for pair in pairs:
@@ -125,14 +125,14 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
         key = key.strip()
         if not equals or not key:
             raise UsageError(
-                f"invalid option {pair!r}", hint="expected key=value, e.g. -o temperature=0.2"
+                f"invalid option {pair!r}", hint="expected key=value, e.g. -p temperature=0.2"
             )
         try:
             typed = format_param(key, [value])
         except UsageError as e:
             if key not in KNOWN_PARAMS:
                 raise
-            raise UsageError(f"-o {pair}: {e.message}") from None
+            raise UsageError(f"-p {pair}: {e.message}") from None
         options[key] = [*options.get(key, []), *typed] if key in LIST_PARAMETERS else typed
     return options
 

@@ -88,7 +88,7 @@ def test_plain_and_json_lines_are_answered_one_output_line_each(
         {"prompt": "What is in the picture?", "images": [str(image)]},
     )
     result = on(
-        server, "batch", "gemma3:12b", source, "--option", "temperature=0", "--system", "Sys."
+        server, "batch", "gemma3:12b", source, "-p", "temperature=0", "--system", "Sys."
     )
     assert result.exit_code == 0, result.stderr
     answers = {r["id"]: r for r in records(result.stdout)}
@@ -322,8 +322,8 @@ def test_usage_and_connection_errors_have_their_exit_codes(
     source = prompts(tmp_path / "in.txt", "hi")
     for args, code, text in (
         (["--resume"], 2, "--resume needs -o FILE"),
-        (["--option", "temperature=hot"], 2, "invalid float value"),
-        (["--think", "lots"], 2, "invalid value for --think"),
+        (["-p", "temperature=hot"], 2, "invalid float value"),
+        (["--think=lots"], 2, "invalid value for --think"),
         (["--profiles", "a", "--all-profiles"], 2, "not both"),
         (["--profiles", "nosuch"], 2, "combined with --host"),
     ):

@@ -68,7 +68,7 @@ def test_one_shot_chat_answers_and_saves_the_conversation(
 
 def test_continue_sends_the_whole_history(server: OllamaTestServer, chats: Path) -> None:
     assert on(server, "chat", "tiny", "first question").exit_code == 0
-    result = on(server, "chat", "--continue", "second", "question", "-o", "num_ctx=4096")
+    result = on(server, "chat", "--continue", "second", "question", "-p", "num_ctx=4096")
     assert result.exit_code == 0, result.stderr
     request = chat_requests(server)[-1]
     assert request["model"] == "tiny"

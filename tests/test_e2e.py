@@ -2,7 +2,7 @@
 
 Each test runs once per backend (see tests/backends.py) and asserts only on what a user sees
 and on server state the API shows, so the test server cannot drift from the real one.
-Generations are bounded with ``-o num_predict=...``: the real tiny model answers gibberish.
+Generations are bounded with ``-p num_predict=...``: the real tiny model answers gibberish.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from click.testing import Result
 from tests.backends import Backend
 from tests.helpers import run_cli, verbose_stats
 
-BOUNDED = ("-o", "num_predict=16", "-o", "seed=1", "-o", "temperature=0")
+BOUNDED = ("-p", "num_predict=16", "-p", "seed=1", "-p", "temperature=0")
 STATS_LABELS = [
     "total duration:",
     "load duration:",
@@ -294,7 +294,7 @@ def test_create_uploads_a_blob_once_then_uses_the_servers_copy(
     digest = blob_requests[0][1]
     assert f"using existing blob {digest[:19]} for {backend.gguf.name}" in again.stderr
     assert again.stderr.endswith("success\n")
-    assert ok(backend, "run", name, "hi", "-o", "num_predict=4").stdout.endswith("\n")
+    assert ok(backend, "run", name, "hi", "-p", "num_predict=4").stdout.endswith("\n")
 
 
 # -- run ------------------------------------------------------------------------------------

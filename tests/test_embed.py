@@ -65,7 +65,7 @@ def test_dimensions_truncate_keepalive_and_options_are_sent(server: OllamaTestSe
         "--no-truncate",
         "--keepalive",
         "10m",
-        "-o",
+        "-p",
         "num_ctx=512",
     )
     assert result.exit_code == 0, result.stderr
@@ -113,6 +113,6 @@ def test_missing_model_exits_5(server: OllamaTestServer) -> None:
 
 
 def test_bad_option_exits_2(server: OllamaTestServer) -> None:
-    result = on(server, "embed", MODEL, "hi", "-o", "num_ctx=lots")
+    result = on(server, "embed", MODEL, "hi", "-p", "num_ctx=lots")
     assert result.exit_code == 2
     assert server.requests == []

@@ -1,4 +1,4 @@
-"""Request controls: -o typing, --keepalive, --format, --think and images, as run/chat see them."""
+"""Request controls: -p typing, --keepalive, --format, --think and images, as run/chat see them."""
 
 from __future__ import annotations
 
@@ -177,9 +177,9 @@ def test_paths_in_a_prompt_are_found_unescaped_and_removed(tmp_path: Path) -> No
 
 
 def test_bad_option_value_exits_2_before_any_request(server: OllamaTestServer) -> None:
-    result = run_cli("--host", server.url, "run", "tiny", "hi", "-o", "num_ctx=big")
+    result = run_cli("--host", server.url, "run", "tiny", "hi", "-p", "num_ctx=big")
     assert result.exit_code == 2
-    assert result.stderr == "Error: -o num_ctx=big: invalid int value [big]\n"
+    assert result.stderr == "Error: -p num_ctx=big: invalid int value [big]\n"
     assert server.requests == []
 
 

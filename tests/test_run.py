@@ -52,13 +52,13 @@ def test_request_controls_reach_the_request(server: OllamaTestServer, tmp_path: 
         "hi",
         "--system",
         "Be brief.",
-        "-o",
+        "-p",
         "temperature=0",
-        "-o",
+        "-p",
         "seed=42",
-        "-o",
+        "-p",
         "stop=###",
-        "-o",
+        "-p",
         "stop=END",
         "--format",
         f"@{tmp_path / 'schema.json'}",
@@ -196,9 +196,26 @@ def test_invalid_schema_file_exits_2(server: OllamaTestServer, tmp_path: Path) -
 
 
 def test_unknown_parameter_exits_2(server: OllamaTestServer) -> None:
-    result = on(server, "run", "tiny", "hi", "-o", "temprature=1")
+    result = on(server, "run", "tiny", "hi", "-p", "temprature=1")
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: unknown parameter 'temprature' (known: ")
+
+
+@pytest.mark.parametrize("command", ["run", "chat"])
+def test_o_is_refused_with_a_hint_naming_p(server: OllamaTestServer, command: str) -> None:
+    result = on(server, command, "tiny", "hi", "-o", "temperature=0")
+    assert result.exit_code == 2
+    assert (
+        result.stderr == "Error: -o is not a model parameter: use -p KEY=VALUE (or --parameter)\n"
+    )
+    assert server.requests == []
+
+
+def test_option_is_a_hidden_alias_of_parameter(server: OllamaTestServer) -> None:
+    result = on(server, "run", "tiny", "hi", "--option", "temprature=1")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: unknown parameter 'temprature'")
+    assert "--option" not in on(server, "run", "--help").stdout
 
 
 def test_missing_model_is_pulled_then_run(server: OllamaTestServer) -> None:
@@ -297,7 +314,7 @@ def test_a_profile_gives_the_model_options_and_keepalive(
         f'[profiles.lab]\nhost = "{server.url}"\nmodel = "tiny"\nkeep_alive = "1h"\n'
         "[profiles.lab.options]\nnum_ctx = 16384\ntemperature = 0.2\n"
     )
-    result = run_cli("--profile", "lab", "run", "-o", "temperature=0", input="piped prompt")
+    result = run_cli("--profile", "lab", "run", "-p", "temperature=0", input="piped prompt")
     assert result.exit_code == 0, result.stderr
     assert sent(server) == {
         "model": "tiny",

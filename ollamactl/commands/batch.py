@@ -26,17 +26,11 @@ from ollamactl.batch import (
     answered_ids,
     count_prompts,
 )
-from ollamactl.completion import complete_format, complete_models
-from ollamactl.config import config_path, load_config
+from ollamactl.completion import complete_models
 from ollamactl.errors import Interrupted, ModelNotFound, OllamactlError, UsageError
-from ollamactl.options import keepalive_option
-from ollamactl.params import (
-    RequestOptions,
-    parse_format,
-    parse_keep_alive,
-    parse_options,
-    parse_think,
-)
+from ollamactl.fleet import check_no_connection_flags, profile_names
+from ollamactl.generation import request_from
+from ollamactl.options import GenerationCommand, shared_request_options, spread_options
 from ollamactl.paths import open_input
 from ollamactl.progress import resolve_mode
 
@@ -47,7 +41,7 @@ if TYPE_CHECKING:
 PLAIN_SECONDS = 10.0
 
 
-@click.command()
+@click.command(cls=GenerationCommand)
 @click.argument("model", shell_complete=complete_models)
 @click.argument("file", type=click.Path(), required=False, default="-", metavar="[FILE]")
 @click.option(
@@ -70,38 +64,18 @@ PLAIN_SECONDS = 10.0
     show_default=True,
     help="Requests in flight on each server (match its OLLAMA_NUM_PARALLEL).",
 )
-@click.option("--profiles", metavar="A,B,...", help="Spread the prompts over these profiles.")
-@click.option("--all-profiles", is_flag=True, help="Spread the prompts over every profile.")
+@spread_options
 @click.option("--ordered", is_flag=True, help="Write the answers in input order.")
 @click.option(
     "--retries",
     type=click.IntRange(0, 10),
     default=2,
     show_default=True,
-    help="Tries again after a broken connection, a timeout or a 5xx answer.",
+    help="Times one prompt is asked again after a broken connection, a timeout or a 5xx"
+    " answer (the global --retries re-sends one request).",
 )
 @click.option("--pull", is_flag=True, help="Pull the model onto a server that lacks it.")
-@click.option("--system", metavar="TEXT", help="System message of every prompt without one.")
-@click.option(
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Model parameter of every prompt (repeatable); a line's options win.",
-)
-@click.option(
-    "--format",
-    "response_format",
-    metavar="json|@FILE|SCHEMA",
-    help="Response format of every prompt without one: json or a JSON schema.",
-    shell_complete=complete_format,
-)
-@click.option(
-    "--think",
-    metavar="LEVEL",
-    help="Thinking of every prompt: true, false, high, medium, low, max.",
-)
-@keepalive_option
+@shared_request_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
 @pass_app
 def batch(
@@ -130,7 +104,8 @@ def batch(
     (/api/chat) and optionally "id", "system", "options", "format", "images"
     (local paths), "think" and "keep_alive". Without an "id" a prompt's id is
     its line number. A bad line is reported with its number and skipped; blank
-    lines are ignored.
+    lines are ignored. --system, -p, --format, --think and --keepalive apply
+    to every prompt without its own (a line's "options" win key by key).
 
     Each output line has "id", "model", "server" (the profile or URL that
     answered), "response" (or "message" for a chat), "done_reason" and the
@@ -142,7 +117,7 @@ def batch(
     Broken connections, timeouts and 5xx answers are tried again (--retries);
     a server that cannot be reached, refuses the credentials, lacks the model
     or keeps failing hands its prompts to the other servers. Requests wait for
-    the whole answer, so --timeout must exceed the longest one (default 300 s).
+    the whole answer, so --read-timeout must exceed the longest (default 300 s).
 
     Exit status: 0 all answered; 1 some failed or bad lines (counted on
     stderr); 2 usage; 3 no server could be reached; 5 the model is on no
@@ -153,17 +128,18 @@ def batch(
       ollamactl batch llama3.2 prompts.txt > answers.jsonl
       ollamactl batch llama3.2 prompts.jsonl -o answers.jsonl -j 4 --resume
       ollamactl batch qwen3 questions.jsonl -o out.jsonl --profiles gpu,lab -j 8
-      ollamactl batch tiny - --ordered --option temperature=0 < prompts.txt
+      ollamactl batch tiny - --ordered -p temperature=0 < prompts.txt
       jq -c '{id, prompt: .question}' data.jsonl | ollamactl batch llama3.2 | jq -r .response
     """
     if resume and not output:
         raise UsageError("--resume needs -o FILE: the answers so far")
-    defaults = RequestOptions(
+    defaults = request_from(
         system=system,
-        options=parse_options(options),
-        format=parse_format(response_format),
-        keep_alive=parse_keep_alive(keepalive),
-        think=parse_think(think),
+        options=options,
+        response_format=response_format,
+        keepalive=keepalive,
+        think=think,
+        no_stream=True,
     )
     servers = _servers(app, profiles, all_profiles)
     source = _open_input(file)
@@ -215,20 +191,12 @@ def _servers(app: App, profiles: str | None, all_profiles: bool) -> list[Server]
         return [Server(settings.profile or settings.base_url, settings, app.redact)]
     if profiles and all_profiles:
         raise UsageError("give --profiles or --all-profiles, not both")
-    if app.flags.host or app.flags.profile or app.flags.api_key or app.flags.headers:
-        raise UsageError(
-            "--profiles and --all-profiles cannot be combined with --host, --profile,"
-            " --api-key or -H"
-        )
+    check_no_connection_flags(app, "--profiles and --all-profiles")
     names = [n.strip() for n in (profiles or "").split(",") if n.strip()]
     if all_profiles:
-        configured = load_config().get("profiles")
-        names = [str(name) for name in configured] if isinstance(configured, dict) else []
+        names = profile_names()
     if not names:
-        raise UsageError(
-            f"there are no profiles in {config_path()}",
-            hint="add one with `ollamactl config profile add NAME --host URL`",
-        )
+        raise UsageError("--profiles names no profile", hint="e.g. --profiles gpu,lab")
     servers = []
     for name in dict.fromkeys(names):
         profile_app = app.for_profile(name)

@@ -19,6 +19,7 @@ from ollamactl.options import (
     json_option,
     keepalive_option,
     model_options_option,
+    retired_o_option,
 )
 from ollamactl.params import parse_keep_alive, parse_options
 
@@ -60,6 +61,7 @@ def _lines(stream: Iterable[str]) -> Iterator[str]:
 @embedding_options
 @keepalive_option
 @model_options_option
+@retired_o_option
 @json_option()
 @pass_app
 def embed(

@@ -76,7 +76,7 @@ def run(
     \b
     Examples:
       ollamactl run llama3.2
-      ollamactl run llama3.2 "Why is the sky blue?" -o temperature=0 -o seed=1
+      ollamactl run llama3.2 "Why is the sky blue?" -p temperature=0 -p seed=1
       git diff | ollamactl run qwen3 --think=low "Write a commit message"
       ollamactl run llama3.2 --format @schema.json --json "List 3 colors" | jq .response
       ollamactl run gemma3 "What is in this picture?" -i photo.jpg

@@ -59,7 +59,7 @@ def version(app: App, as_json: bool) -> None:
     type=Seconds(inclusive=True),
     default=60.0,
     show_default=True,
-    help="Give up after this many seconds.",
+    help="Give up after this many seconds in all (a total deadline).",
 )
 @click.option(
     "--interval",
