@@ -146,7 +146,7 @@ class Flags:
             if not colon or rest:  # malformed: what follows a possible name may be a value
                 value = f"{rest}{colon}{value}"
                 found += [value.strip(), *value.split()]
-                if is_secret_header(start) and not value.strip():  # a value glued to it?
+                if is_secret_header(start):  # a value may be glued to it
                     found.append(start)
             elif is_secret_header(name):
                 found.append(value.strip())

@@ -213,10 +213,10 @@ def parse_header(text: str) -> tuple[str, str]:
     Traceback (most recent call last):
     ...
     ollamactl.errors.UsageError: invalid header 'nocolon' (expected 'Name: value')
-    >>> parse_header("X-Api-Token s3cret")
+    >>> parse_header("X-Team infra")
     Traceback (most recent call last):
     ...
-    ollamactl.errors.UsageError: invalid header 'X-Api-Token ***' (expected 'Name: value')
+    ollamactl.errors.UsageError: invalid header 'X-Team ***' (expected 'Name: value')
     >>> parse_header("X-Api-Tokens3cret")
     Traceback (most recent call last):
     ...
@@ -244,13 +244,13 @@ def split_malformed_header(text: str) -> tuple[str, str]:
 def _quotable(text: str) -> str:
     """What a message may quote of a header that does not parse: its name, never a value.
 
-    What follows the name may be a pasted value; one secret-looking word may be a name with
-    its value glued on.
+    What follows the name may be a pasted value, and a secret-looking name may have its
+    value glued on (``X-Api-Tokens3cret``): such a name is not quoted either.
     """
     name, rest = split_malformed_header(text)
-    if rest:
-        return f"{name} {HIDDEN}"
-    return HIDDEN if is_secret_header(name) else name
+    if is_secret_header(name):
+        return HIDDEN
+    return f"{name} {HIDDEN}" if rest else name
 
 
 def check_header_name(name: str) -> str:

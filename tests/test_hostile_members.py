@@ -153,6 +153,17 @@ def test_a_device_a_fifo_or_a_folder_given_as_a_file_is_a_usage_error(
     assert_clean_error(run_ollamactl("--host", server.url, *filled), {2})
 
 
+def test_a_batch_line_nested_too_deep_is_that_line_s_error(
+    server: OllamaTestServer, tmp_path: Path
+) -> None:
+    """It killed the reader thread: nothing answered, nothing failed, exit 0."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text('{"prompt": ' + "[" * 100_000 + "]" * 100_000 + "}\nhello\n")
+    outcome = run_ollamactl("--host", server.url, "batch", "tiny", str(prompts))
+    assert_clean_error(outcome, {1}, "1 input lines were bad")
+    assert "nested too deeply" in outcome.stderr
+
+
 def test_a_config_file_that_is_a_folder_is_a_usage_error() -> None:
     Path(os.environ["OLLAMACTL_CONFIG_DIR"], "config.toml").mkdir(parents=True)
     assert_clean_error(run_ollamactl("list"), {2}, "config file")
