@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import click
 
 from ollamactl import __version__
-from ollamactl.app import App
-from ollamactl.config import Flags
 from ollamactl.errors import Interrupted, OllamactlError, exit_code_table
 from ollamactl.options import AliasOption, ca_cert_option, client_cert_options, header_option
 from ollamactl.terminal import (
@@ -181,8 +179,8 @@ class OllamaGroup(click.Group):
             click.echo("interrupted", err=True)  # commands that say more raise Interrupted
             _report(ctx, Interrupted("interrupted"))
         finally:
-            if ctx.invoked_subcommand in CHANGES_MODELS and isinstance(ctx.obj, App):
-                from ollamactl.completion import forget_server
+            if ctx.invoked_subcommand in CHANGES_MODELS and ctx.obj is not None:
+                from ollamactl.completion import forget_server  # ctx.obj: the App of cli()
 
                 forget_server(ctx.obj.flags)
         return None
@@ -190,6 +188,8 @@ class OllamaGroup(click.Group):
 
 def _report(ctx: click.Context, error: OllamactlError) -> None:
     """The error as one line on stderr (no secret, no control character), then its exit code."""
+    from ollamactl.app import App  # here and in cli(): --version, --help and TAB need neither
+
     app = ctx.find_object(App)
     scrub = app.redact if app else sanitise
     if app and app.debug:
@@ -264,6 +264,9 @@ def cli(ctx: click.Context, debug: bool, headers: tuple[str, ...], **flags: Any)
       OLLAMA_HOST=lab:11434 ollamactl show llama3.2
       ollamactl --host https://ollama.corp --client-cert me.pem --client-key me.key ps
     """
+    from ollamactl.app import App
+    from ollamactl.config import Flags
+
     app = ctx.obj = App(Flags(headers=headers, **flags), debug=debug)  # redacts what was given
     app.flags = app.flags.checked()  # every value through its key's parser: exit 2 if bad
     if debug:

@@ -12,15 +12,12 @@ drop the server's entries (:func:`forget_server`), so the next TAB asks again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import io
-import json
 import os
 import shlex
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.shell_completion import (
@@ -34,9 +31,11 @@ from click.shell_completion import (
 )
 
 from ollamactl import paths
-from ollamactl.config import Flags, Settings, load_config, resolve
 from ollamactl.errors import OllamactlError
 from ollamactl.paths import write_private_file
+
+if TYPE_CHECKING:  # config is imported when a name is completed, not for a command name
+    from ollamactl.config import Flags, Settings
 
 PROG_NAME = "ollamactl"
 COMPLETE_VAR = "_OLLAMACTL_COMPLETE"
@@ -291,6 +290,8 @@ def complete_running_models(
 
 def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """``shell_complete`` callback: the profile names of the config file."""
+    from ollamactl.config import load_config
+
     try:
         profiles = load_config().get("profiles")
     except OllamactlError:
@@ -387,6 +388,10 @@ def _candidates(
 
 def _root_flags(ctx: click.Context) -> Flags:
     """The root command's flags (``--host``, ``--profile``, ...) of the line being completed."""
+    import dataclasses
+
+    from ollamactl.config import Flags
+
     root = ctx.find_root().params
     flags = {f.name: root.get(f.name) for f in dataclasses.fields(Flags)}
     flags["headers"] = tuple(root.get("headers") or ())
@@ -395,12 +400,16 @@ def _root_flags(ctx: click.Context) -> Flags:
 
 def _cache_files(base_url: str) -> dict[str, Path]:
     """The cache files of one server: each endpoint's names, and ``down`` after a failure."""
+    import hashlib  # hashlib, json, dataclasses and config: for model names, not command names
+
     digest = hashlib.sha256(base_url.encode()).hexdigest()[:16]
     return {kind: cache_dir() / f"{kind}-{digest}.json" for kind in (*CACHE_SECONDS, "down")}
 
 
 def _model_names(ctx: click.Context, endpoint: str) -> list[str]:
     """Model names from the cache, or from the server; [] on any problem."""
+    from ollamactl.config import resolve
+
     try:
         flags = _root_flags(ctx)
         base_url = resolve(flags, with_secrets=False).base_url
@@ -426,6 +435,8 @@ def forget_server(flags: Flags) -> None:
 
     Called after every command that changes the server's models or the ones in memory.
     """
+    from ollamactl.config import resolve
+
     with contextlib.suppress(Exception):  # a cache that cannot be cleaned is no error
         for path in _cache_files(resolve(flags, with_secrets=False).base_url).values():
             with contextlib.suppress(FileNotFoundError):
@@ -434,11 +445,15 @@ def forget_server(flags: Flags) -> None:
 
 def _cache_entry(base_url: str, names: list[str]) -> bytes:
     """The cache file's content: the base URL (never credentials), the time, the names."""
+    import json
+
     return json.dumps({"url": base_url, "time": time.time(), "names": names}).encode()
 
 
 def _read_cache(path: Path, base_url: str, max_age: float) -> list[str] | None:
     """The cached names if the entry is for ``base_url`` and fresh, else None."""
+    import json
+
     try:
         entry: Any = json.loads(path.read_bytes())
         age = time.time() - float(entry["time"])
@@ -458,6 +473,7 @@ def _fetch_in_time(flags: Flags, endpoint: str, seconds: float) -> list[str]:
     import threading
 
     import ollamactl.client  # noqa: F401 - imported before the clock starts
+    from ollamactl.config import resolve
 
     answer: list[list[str]] = []
     failure: list[BaseException] = []
@@ -479,6 +495,8 @@ def _fetch_in_time(flags: Flags, endpoint: str, seconds: float) -> list[str]:
 
 def _fetch(settings: Settings, endpoint: str, seconds: float) -> list[str]:
     """Ask the server once, with no retries."""
+    import dataclasses
+
     from ollamactl.client import Client
 
     quick = dataclasses.replace(settings, connect_timeout=seconds, read_timeout=seconds, retries=0)
