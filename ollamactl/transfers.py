@@ -46,14 +46,12 @@ _INTERRUPTED = {
 
 @dataclass(frozen=True)
 class Transfer:
-    """How a pull or push goes: registry, progress mode, re-issues, stall limit and backoff."""
+    """How a pull or push goes: registry, progress mode, re-issues and stall limit."""
 
     insecure: bool = False
     progress: str = "auto"
     retries: int = DEFAULT_RESUME_RETRIES
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
-    #: Seconds before the first re-issue (``None``: :data:`RETRY_BACKOFF_SECONDS`).
-    backoff: float | None = None
 
 
 def digests(models: list[JSON]) -> dict[str, str]:
@@ -83,7 +81,6 @@ def _with_retries(
 ) -> None:
     """Feed ``events()`` to ``display``; re-issue it with backoff when it breaks or stalls."""
     stall_timeout = how.stall_timeout
-    backoff = RETRY_BACKOFF_SECONDS if how.backoff is None else how.backoff
     attempts = how.retries + 1
     for attempt in range(1, attempts + 1):
         try:
@@ -103,7 +100,7 @@ def _with_retries(
                 f"retrying {verb} of {model} (attempt {attempt + 1} of {attempts}):"
                 f" {_retry_reason(e, stall_timeout)}"
             )
-            time.sleep(min(backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            time.sleep(min(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
 
 
 def interrupted(display: Progress, message: str) -> Interrupted:

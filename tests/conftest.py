@@ -57,13 +57,12 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Re-issue broken pulls and pushes at once: tests check what is retried, not the waiting.
+    """Re-issue broken pulls, pushes and batch prompts at once: tests check what is retried,
+    not the waiting (in-process runs only; no message names the wait, so every one stays)."""
+    from ollamactl import batch, transfers
 
-    (In-process runs only; the retry notice does not name the wait, so every message stays.)
-    """
-    from ollamactl.commands import transfer
-
-    monkeypatch.setattr(transfer, "RETRY_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(transfers, "RETRY_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(batch, "RETRY_BACKOFF_SECONDS", 0.0)
 
 
 @pytest.fixture

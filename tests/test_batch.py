@@ -1,7 +1,7 @@
 """``ollamactl batch`` end to end: the real CLI against local test servers (and a real Ollama).
 
 Several servers are profiles of a config file pointing at test servers of their own. Retries
-wait no backoff here (in-process runs); nothing asserts on time.
+wait no backoff here (conftest's no_backoff, in-process runs); nothing asserts on time.
 """
 
 from __future__ import annotations
@@ -25,11 +25,6 @@ from tests.fake_ollama import OllamaTestServer
 from tests.helpers import PNG, dead_url, on, run_cli, seed, spawn, wait_until
 
 Row = Union[str, dict[str, Any]]
-
-
-@pytest.fixture(autouse=True)
-def no_retry_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "RETRY_BACKOFF_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -87,9 +82,7 @@ def test_plain_and_json_lines_are_answered_one_output_line_each(
         },
         {"prompt": "What is in the picture?", "images": [str(image)]},
     )
-    result = on(
-        server, "batch", "gemma3:12b", source, "-p", "temperature=0", "--system", "Sys."
-    )
+    result = on(server, "batch", "gemma3:12b", source, "-p", "temperature=0", "--system", "Sys.")
     assert result.exit_code == 0, result.stderr
     answers = {r["id"]: r for r in records(result.stdout)}
     assert set(answers) == {1, "q2", 3}

@@ -28,8 +28,6 @@ from ollamactl.security import parse_version
 from ollamactl.terminal import Terminal
 from ollamactl.transfers import Transfer, digests, hash_files, interrupted, upload_missing
 
-#: The backoff of re-issued transfers (tests set it to 0 here).
-RETRY_BACKOFF_SECONDS = transfers.RETRY_BACKOFF_SECONDS
 NOT_AUTHORIZED_TO_PUSH = (
     "you are not authorized to push to this namespace, create the model under a namespace you own"
 )
@@ -47,7 +45,6 @@ def _transfer_of(options: dict[str, Any]) -> Transfer:
         progress=_quiet_mode(options["quiet"], options["progress"]),
         retries=options["resume_retries"],
         stall_timeout=options["stall_timeout"],
-        backoff=RETRY_BACKOFF_SECONDS,
     )
 
 
