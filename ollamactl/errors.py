@@ -120,3 +120,13 @@ class Interrupted(OllamactlError):
     """The user pressed Ctrl-C."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class CommandFailed(OllamactlError):
+    """A command that did its work and found failures (checks, prompts, hosts): their code."""
+
+    def __init__(
+        self, message: str, exit_code: int = ExitCode.API_ERROR, *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = ExitCode(exit_code)

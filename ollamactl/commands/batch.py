@@ -27,7 +27,13 @@ from ollamactl.batch import (
     count_prompts,
 )
 from ollamactl.completion import complete_models
-from ollamactl.errors import Interrupted, ModelNotFound, OllamactlError, UsageError
+from ollamactl.errors import (
+    CommandFailed,
+    Interrupted,
+    ModelNotFound,
+    OllamactlError,
+    UsageError,
+)
 from ollamactl.fleet import check_no_connection_flags, profile_names
 from ollamactl.generation import request_from
 from ollamactl.options import GenerationCommand, shared_request_options, spread_options
@@ -365,14 +371,11 @@ def _report(
         missing = any(isinstance(s.error, ModelNotFound) for s in stats.servers)
         if missing and not pull:
             text += " (add --pull to pull the model where it is missing)"
-        click.echo(f"Error: {text}", err=True)
-        if output:
-            click.echo(f"run it again with --resume to send the rest to {output}", err=True)
-    elif code:
+        hint = f"run it again with --resume to send the rest to {output}" if output else None
+        raise CommandFailed(text, code, hint=hint)
+    if code:
         total = stats.answered + stats.failed
         problems = [f"{stats.failed} of {total} prompts failed"] if stats.failed else []
         if stats.bad_lines:
             problems.append(f"{stats.bad_lines} input lines were bad")
-        click.echo(f"Error: {', '.join(problems)}", err=True)
-    if code:
-        raise click.exceptions.Exit(int(code))
+        raise CommandFailed(", ".join(problems), code)

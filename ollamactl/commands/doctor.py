@@ -22,7 +22,7 @@ import click
 from ollamactl import render
 from ollamactl.app import App, pass_app
 from ollamactl.config import Settings
-from ollamactl.errors import BadResponse, ExitCode, OllamactlError
+from ollamactl.errors import BadResponse, CommandFailed, ExitCode, OllamactlError
 from ollamactl.options import json_option
 
 if TYPE_CHECKING:
@@ -440,8 +440,7 @@ def doctor(app: App, as_json: bool, security: bool) -> None:
         report = render.to_json(result.as_dict()) if as_json else review.render(result)
         click.echo(app.redact(report))
         if result.problems:
-            click.echo(f"Error: {len(result.problems)} security problem(s) found", err=True)
-            raise click.exceptions.Exit(1)
+            raise CommandFailed(f"{len(result.problems)} security problem(s) found")
         return
     config, checks = diagnose(app)
     failed = [check for check in checks if check.failed]
@@ -453,5 +452,4 @@ def doctor(app: App, as_json: bool, security: bool) -> None:
         click.echo(app.redact(_report(config, checks)))
     if failed:
         names = ", ".join(check.name for check in failed)
-        click.echo(f"Error: {len(failed)} check(s) failed: {names}", err=True)
-        raise click.exceptions.Exit(code)
+        raise CommandFailed(f"{len(failed)} check(s) failed: {names}", code)
