@@ -69,6 +69,32 @@ def is_not_found(message: str) -> bool:
     return any(marker in lowered for marker in _NOT_FOUND_MARKERS)
 
 
+def is_invalid_name(message: str) -> bool:
+    """Whether the server refused a model name (``/save``, ``create``, ``cp``)."""
+    return "invalid model name" in message
+
+
+def is_upstream_error(message: str) -> bool:
+    """Whether a generation failed upstream of the server (a cloud model's provider)."""
+    return "upstream error" in message
+
+
+def is_push_denied(message: str) -> bool:
+    """Whether the registry refused a push to the namespace (the Go CLI rewords it)."""
+    lowered = message.lower()
+    return "access denied" in lowered or "unauthorized" in lowered
+
+
+def is_old_server_create(message: str) -> bool:
+    """Whether a server too old for the blob-based ``/api/create`` refused the request."""
+    return "path or Modelfile are required" in message
+
+
+def is_plain_http_port(error: BaseException) -> bool:
+    """Whether a TLS handshake failed because the port speaks plain HTTP."""
+    return "WRONG_VERSION" in str(error)
+
+
 def api_error(message: str, *, url: str, status: int | None = None) -> APIError | ModelNotFound:
     """The error of a server's ``{"error": ...}``: ModelNotFound when it says so."""
     if is_not_found(message) and status in (None, 404):
@@ -354,7 +380,7 @@ def _tls_reason(error: Exception) -> str:
         return _HOST_MISMATCH
     if "NO_CERTIFICATE_OR_CRL_FOUND" in text:
         return _NO_CERTIFICATE
-    if "WRONG_VERSION_NUMBER" in text:
+    if is_plain_http_port(error):
         return "the server does not speak TLS (try http://)"
     if "CERTIFICATE_VERIFY_FAILED" in text:
         if any(m in text for m in ("unable to get local issuer", "self-signed", "self signed")):

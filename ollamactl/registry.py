@@ -204,13 +204,13 @@ def failure_answer(url: str, error: requests.RequestException, read_timeout: flo
     """The answer when no HTTP answer came (worded as for the Ollama server's own requests)."""
     import requests
 
-    from ollamactl.http_errors import transport_error
+    from ollamactl.http_errors import is_plain_http_port, transport_error
 
     origin = _origin(url)
     reason = transport_error(error, origin, origin, read_timeout).message
     if isinstance(error, requests.exceptions.ProxyError):
         reason += " (through the proxy of HTTPS_PROXY/HTTP_PROXY)"
-    elif isinstance(error, requests.exceptions.SSLError) and "WRONG_VERSION" in str(error):
+    elif isinstance(error, requests.exceptions.SSLError) and is_plain_http_port(error):
         reason += "; for a plain-http registry, use --insecure"
     return Answer(url, reason=reason)
 

@@ -27,6 +27,7 @@ from ollamactl import render
 from ollamactl.answer import DisplayOptions, Spinner, StreamPrinter, finish_answer, text_writer
 from ollamactl.conversations import markdown, transcript
 from ollamactl.errors import APIError, OllamactlError, UsageError
+from ollamactl.http_errors import is_invalid_name, is_upstream_error
 from ollamactl.line_editor import LineEditor
 from ollamactl.params import (
     KNOWN_PARAMS,
@@ -266,7 +267,7 @@ class Repl:
         try:
             self.session.save_as(name)
         except APIError as e:
-            if "invalid model name" in str(e):
+            if is_invalid_name(str(e)):
                 self.out(f"error: The model name '{name}' is invalid")
             else:
                 self.out(f"error: {e}")
@@ -493,7 +494,7 @@ class Repl:
             self.out()
             return
         except OllamactlError as e:
-            if "upstream error" in str(e):
+            if is_upstream_error(str(e)):
                 self.out("An error occurred while processing your message. Please try again.\n")
             else:
                 self.note(f"Error: {self.redact(str(e))}\n")

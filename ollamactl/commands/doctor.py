@@ -23,6 +23,7 @@ from ollamactl import render
 from ollamactl.app import App, pass_app
 from ollamactl.config import Settings
 from ollamactl.errors import BadResponse, CommandFailed, ExitCode, OllamactlError
+from ollamactl.http_errors import is_plain_http_port
 from ollamactl.options import json_option
 
 if TYPE_CHECKING:
@@ -264,7 +265,8 @@ def _tls(settings: Settings, target: Target, addresses: list[str], timeout: floa
     except ssl.SSLCertVerificationError as e:
         return _tls_failure(settings, target, address, str(e.verify_message), timeout)
     except ssl.SSLError as e:
-        suggestion = "does the port speak TLS? try http://" if "WRONG_VERSION" in str(e) else None
+        plain = is_plain_http_port(e)
+        suggestion = "does the port speak TLS? try http://" if plain else None
         return _fail(
             "TLS", f"the TLS handshake failed: {e.reason}", suggestion, ExitCode.CONNECTION
         )

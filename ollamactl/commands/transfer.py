@@ -20,6 +20,7 @@ from ollamactl.errors import (
     OllamactlError,
     UsageError,
 )
+from ollamactl.http_errors import is_old_server_create, is_push_denied
 from ollamactl.modelfile import SERVER_SINCE, CreatePlan, read_modelfile
 from ollamactl.names import model_key, push_destination
 from ollamactl.options import no_progress_option, progress_option, transfer_options
@@ -202,8 +203,7 @@ def push(app: App, model: str, **options: Any) -> None:
     try:
         transfers.transfer(app.client, app.terminal, "push", model, how)
     except APIError as e:
-        lowered = e.message.lower()
-        if "access denied" in lowered or "unauthorized" in lowered:
+        if is_push_denied(e.message):
             raise AuthFailed(NOT_AUTHORIZED_TO_PUSH, url=e.url, status=e.status) from e
         raise
     destination = push_destination(model)
@@ -283,7 +283,7 @@ def create(
                 display, f"{model} was not created; blobs already uploaded stay on the server"
             ) from None
         except APIError as e:
-            if "path or Modelfile are required" in e.message:
+            if is_old_server_create(e.message):
                 raise APIError(OLD_SERVER, url=e.url, status=e.status) from e
             raise
 
