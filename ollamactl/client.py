@@ -325,26 +325,43 @@ def _inflate(chunks: Iterator[bytes], encoding: str, url: str, base_url: str) ->
         raise http_errors.undecodable(url, base_url) from None
 
 
-class Client:
-    """A thin client for the Ollama REST API at one base URL."""
+def _add_credentials(session: requests.Session, settings: Settings) -> None:
+    """The token, basic auth, custom headers and client certificate of ``settings``."""
+    if settings.api_key:
+        session.headers["Authorization"] = f"Bearer {settings.api_key}"
+    if settings.host.username is not None:
+        session.auth = (settings.host.username, settings.host.password or "")
+    session.headers.update(settings.headers)
+    if settings.client_cert:
+        session.cert = (settings.client_cert, settings.client_key or settings.client_cert)
 
-    def __init__(self, settings: Settings) -> None:
+
+def _no_auth(request: Any) -> Any:
+    return request
+
+
+class Client:
+    """A thin client for the Ollama REST API at one base URL.
+
+    ``credentials=False`` (``doctor --security``'s probe): no token, header, basic auth, client
+    certificate or ~/.netrc, and redirects are answers, not followed.
+    """
+
+    def __init__(self, settings: Settings, *, credentials: bool = True) -> None:
         self.settings = settings
         self.base_url = settings.base_url
+        self.credentials = credentials
         custom = set(settings.headers)
         session = _OriginBoundSession(self.base_url, custom)
         session.headers["User-Agent"] = f"ollamactl/{__version__}"
         session.headers["Accept"] = "application/json"
         session.headers["Accept-Encoding"] = "gzip, deflate"  # what _inflate decodes
-        if settings.api_key:
-            session.headers["Authorization"] = f"Bearer {settings.api_key}"
-        if settings.host.username is not None:
-            session.auth = (settings.host.username, settings.host.password or "")
-        session.headers.update(settings.headers)
+        if credentials:
+            _add_credentials(session, settings)
+        else:
+            session.auth = _no_auth  # else requests would send credentials from ~/.netrc
         if settings.ca_cert:
             session.verify = settings.ca_cert
-        if settings.client_cert:
-            session.cert = (settings.client_cert, settings.client_key or settings.client_cert)
         if settings.insecure_tls:
             session.verify = False
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -426,7 +443,7 @@ class Client:
                 data=data,
                 stream=True,
                 timeout=(self.settings.connect_timeout, idle),
-                allow_redirects=True,
+                allow_redirects=self.credentials,
                 # Per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE beat session.verify.
                 verify=self.session.verify,
             )
@@ -461,7 +478,9 @@ class Client:
             error = mtls.refusal(page, self.settings, how="HTTP 400") or error
         raise error
 
-    def _read(self, response: requests.Response, idle: float, deadline: _Deadline) -> bytes:
+    def _read(
+        self, response: requests.Response, idle: float, deadline: _Deadline | None = None
+    ) -> bytes:
         """The whole body, decompressed: at most MAX_BODY_BYTES, by the deadline."""
         parts: list[bytes] = []
         size = 0
@@ -577,6 +596,12 @@ class Client:
         return event
 
     # -- endpoints ------------------------------------------------------------------------
+
+    def probe(self, path: str, idle: float) -> tuple[requests.Response, bytes]:
+        """``GET path`` for a diagnosis: the answer below HTTP 400 (a redirect too) and its body."""
+        response, _ = self._request("GET", path, idle=idle, stream=True)
+        with response:  # a redirect's body is not read: requests closed it already
+            return response, b"" if response.is_redirect else self._read(response, idle)
 
     def get_json(self, path: str) -> Any:
         """``GET`` any path under the base URL and parse its JSON (for diagnostics)."""

@@ -8,6 +8,7 @@ are not problems.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -291,37 +292,34 @@ def transport_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
-def _no_auth(request: Any) -> Any:
-    return request
-
-
 def probe_without_credentials(settings: Settings) -> Probe:
     """GET ``/api/tags`` with no token, header, basic auth or cookie, and say what came back.
 
     A redirect (to a login page?) is not the API. The TLS settings (CA bundle, verification)
     and the environment's proxy still apply: they are how this machine reaches the server.
     """
-    import requests
+    from ollamactl.client import Client
+    from ollamactl.errors import AuthFailed, OllamactlError
 
-    url = f"{settings.base_url}/api/tags"
-    verify: bool | str = False if settings.insecure_tls else (settings.ca_cert or True)
-    timeout = (settings.connect_timeout, min(settings.read_timeout, 30.0))
-    with requests.Session() as session:
-        session.auth = _no_auth  # else requests would send credentials from ~/.netrc
-        try:
-            response = session.get(url, timeout=timeout, verify=verify, allow_redirects=False)
-        except requests.RequestException as error:
-            return Probe(False, f"gave no answer ({type(error).__name__})")
+    client = Client(settings, credentials=False)
     try:
-        models = response.json().get("models") if response.status_code == 200 else None
+        response, body = client.probe("/api/tags", idle=min(settings.read_timeout, 30.0))
+    except AuthFailed as e:
+        return Probe(False, f"is refused (HTTP {e.status})")
+    except OllamactlError as e:
+        if e.status is not None:
+            return Probe(False, f"does not answer the API (HTTP {e.status})")
+        return Probe(False, f"gave no answer: {e.message}")
+    finally:
+        client.session.close()
+    if response.is_redirect:
+        return Probe(False, f"redirects to {response.headers.get('Location', '?')}")
+    try:
+        models = json.loads(body).get("models") if response.status_code == 200 else None
     except (ValueError, AttributeError):
         models = None
     if isinstance(models, list):
         return Probe(True, f"HTTP 200, {len(models)} model{'' if len(models) == 1 else 's'}")
-    if response.status_code in (401, 403):
-        return Probe(False, f"is refused (HTTP {response.status_code})")
-    if response.is_redirect:
-        return Probe(False, f"redirects to {response.headers.get('Location', '?')}")
     return Probe(False, f"does not answer the API (HTTP {response.status_code})")
 
 

@@ -211,3 +211,40 @@ def test_a_real_server_on_loopback(real_backend: Backend) -> None:
     assert [m.split(" ")[0] for s, m in found(report, "version") if s != INFO] == due
     assert found(report, "exposure")[0][0] == INFO
     assert code == (1 if due else 0)
+
+
+class _Gatekeeper(BaseHTTPRequestHandler):
+    """``/login/...`` redirects to a login page; everything else is refused (401)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        redirect = self.path.startswith("/login")
+        self.send_response(302 if redirect else 401)
+        if redirect:
+            self.send_header("Location", "https://sso.example/login")
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"nope\n")
+
+
+def test_the_probe_words_redirects_refusals_and_failures_as_the_client_does() -> None:
+    from ollamactl.config import Flags, resolve
+    from ollamactl.security import probe_without_credentials
+    from tests.helpers import dead_url
+
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), _Gatekeeper)
+    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{gate.server_address[1]}"
+    try:
+        moved = probe_without_credentials(resolve(Flags(host=f"{base}/login")))
+        refused = probe_without_credentials(resolve(Flags(host=base)))
+    finally:
+        gate.shutdown()
+        gate.server_close()
+    down = probe_without_credentials(resolve(Flags(host=dead_url())))
+    assert moved.detail == "redirects to https://sso.example/login"
+    assert refused.detail == "is refused (HTTP 401)"
+    assert down.detail.startswith("gave no answer: could not connect to ")
+    assert not (moved.answered or refused.answered or down.answered)
