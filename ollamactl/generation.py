@@ -6,12 +6,13 @@ images) happens here, before a request is sent.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ollamactl.answer import DisplayOptions
-from ollamactl.app import App
+from ollamactl.answer import DisplayOptions, Reply, StreamPrinter, finish_answer
+from ollamactl.app import App, echo_json
 from ollamactl.errors import ModelNotFound, UsageError
 from ollamactl.params import (
     RequestOptions,
@@ -22,7 +23,7 @@ from ollamactl.params import (
     parse_think,
     read_media,
 )
-from ollamactl.session import capabilities, is_multimodal
+from ollamactl.session import capabilities, check_takes_images, fit_think, is_multimodal
 from ollamactl.terminal import Terminal, without_surrogates
 
 if TYPE_CHECKING:
@@ -56,6 +57,23 @@ def display_from(
     return DisplayOptions(
         as_json=as_json, hide_thinking=hidethinking, word_wrap=not nowordwrap, verbose=verbose
     )
+
+
+def flags_of_generation(
+    images: tuple[str, ...],
+    *,
+    hidethinking: bool,
+    nowordwrap: bool,
+    verbose: bool,
+    as_json: bool,
+    **request_flags: Any,
+) -> tuple[RequestOptions, list[str], DisplayOptions]:
+    """The options of :func:`~ollamactl.options.generation_options` but ``--insecure``: the
+    request, the ``-i`` images (read) and the display."""
+    display = display_from(
+        hidethinking=hidethinking, nowordwrap=nowordwrap, verbose=verbose, as_json=as_json
+    )
+    return request_from(**request_flags), read_images(images), display
 
 
 def read_images(paths: tuple[str, ...]) -> list[str]:
@@ -109,6 +127,34 @@ def check_can_generate(info: JSON) -> None:
     """Refuse image-generation models, as the Go CLI does."""
     if "image" in capabilities(info):
         raise UsageError("image generation models are not currently supported")
+
+
+def ready_to_generate(
+    app: App, model: str, info: JSON, request: RequestOptions, images: list[str]
+) -> None:
+    """The checks of run and chat once the model is known, and the --think it takes."""
+    check_can_generate(info)
+    if images:
+        check_takes_images(model, info)
+    request.think = fit_think(app.client, request.think, partial(click.echo, err=True))
+
+
+def show_answer(
+    printer: StreamPrinter,
+    reply: Reply,
+    display: DisplayOptions,
+    terminal: Terminal,
+    *,
+    chat: bool,
+    offered: bool,
+    blank_lines: bool,
+) -> None:
+    """After the stream: the response object (--json) or the tool calls, then the statistics."""
+    if display.as_json:
+        echo_json(reply.response_object(chat=chat))
+    else:
+        printer.tool_calls(reply, offered=offered)
+    finish_answer(reply, display, terminal, blank_lines=blank_lines)
 
 
 def take_prompt_media(text: str, info: JSON, terminal: Terminal) -> tuple[str, list[str]]:

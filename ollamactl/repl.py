@@ -27,11 +27,11 @@ from ollamactl import render
 from ollamactl.answer import DisplayOptions, Spinner, StreamPrinter, finish_answer, text_writer
 from ollamactl.conversations import markdown, transcript
 from ollamactl.errors import APIError, OllamactlError, UsageError
+from ollamactl.generation import take_prompt_media
 from ollamactl.http_errors import is_invalid_name, is_upstream_error
 from ollamactl.line_editor import LineEditor
 from ollamactl.params import (
     KNOWN_PARAMS,
-    extract_media,
     format_param,
     media_paths,
     parse_think,
@@ -459,24 +459,24 @@ class Repl:
         try:
             kind, data = read_media(path)
         except UsageError as e:
-            self.note(f"Couldn't process file: {json.dumps(str(e), ensure_ascii=False)}\n")
+            self._unreadable(e)
             return
         self.pending_images.append(data)
         self.note(f"Added {kind} '{path}'\n")
+
+    def _unreadable(self, error: UsageError) -> None:
+        self.note(f"Couldn't process file: {json.dumps(str(error), ensure_ascii=False)}\n")
 
     # -- talking to the model -------------------------------------------------------------
 
     def _send(self, text: str) -> None:
         images, self.pending_images = self.pending_images, []
-        if is_multimodal(self.session.info):
-            try:
-                text, found = extract_media(text)
-            except UsageError as e:
-                self.note(f"Couldn't process file: {json.dumps(str(e), ensure_ascii=False)}\n")
-                return
-            for path, kind, data in found:
-                self.note(f"Added {kind} '{path}'\n")
-                images.append(data)
+        try:
+            text, found = take_prompt_media(text, self.session.info, self.terminal)
+        except UsageError as e:
+            self._unreadable(e)
+            return
+        images += found
         if not text and not images:
             return
         self.session.add_user(text, images)

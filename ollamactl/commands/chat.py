@@ -5,25 +5,23 @@ One answer, or the REPL on a terminal; ``chat list|show|rm`` manage the saved on
 
 from __future__ import annotations
 
-from functools import partial
 from typing import IO, Any
 
 import click
 
 from ollamactl import render
-from ollamactl.answer import StreamPrinter, finish_answer, text_writer
+from ollamactl.answer import StreamPrinter, text_writer
 from ollamactl.app import App, echo_json, pass_app, warn
 from ollamactl.completion import complete_conversations, complete_models
 from ollamactl.conversations import ConversationStore, transcript
 from ollamactl.errors import UsageError
 from ollamactl.generation import (
     apply_profile_defaults,
-    check_can_generate,
     default_model,
-    display_from,
-    read_images,
+    flags_of_generation,
     read_prompt,
-    request_from,
+    ready_to_generate,
+    show_answer,
     show_or_pull,
     take_prompt_media,
 )
@@ -34,7 +32,7 @@ from ollamactl.options import (
     json_option,
 )
 from ollamactl.params import parse_json
-from ollamactl.session import Session, capabilities, check_takes_images, fit_think
+from ollamactl.session import Session, capabilities
 
 SESSION_COMMAND = "session"
 #: What the arguments of ``chat [MODEL] [PROMPT]...`` are, for its help.
@@ -151,10 +149,13 @@ def chat_session(
     **request_flags: Any,
 ) -> None:
     """One chat turn, or the REPL; saves the conversation (its help is CHAT_HELP)."""
-    request = request_from(**request_flags)
-    attached = read_images(images)
-    display = display_from(
-        hidethinking=hidethinking, nowordwrap=nowordwrap, verbose=verbose, as_json=as_json
+    request, attached, display = flags_of_generation(
+        images,
+        hidethinking=hidethinking,
+        nowordwrap=nowordwrap,
+        verbose=verbose,
+        as_json=as_json,
+        **request_flags,
     )
     if continue_last and resume:
         raise UsageError("use either --continue or --resume ID, not both")
@@ -173,10 +174,7 @@ def chat_session(
     info = show_or_pull(app, model, insecure=insecure)
     if "embedding" in capabilities(info):
         raise UsageError(f"{model} is an embedding model", hint="use `ollamactl embed`")
-    check_can_generate(info)
-    if attached:
-        check_takes_images(model, info)
-    request.think = fit_think(app.client, request.think, partial(click.echo, err=True))
+    ready_to_generate(app, model, info, request, attached)
     if conversation is None:
         conversation = store.new(model)
     else:
@@ -203,11 +201,9 @@ def chat_session(
     offered = tools is not None
     printer = StreamPrinter(display, app.terminal, quiet=display.as_json or offered)
     reply = session.send(printer)
-    if display.as_json:
-        echo_json(reply.response_object(chat=True))
-    else:
-        printer.tool_calls(reply, offered=offered)
-    finish_answer(reply, display, app.terminal, blank_lines=not offered)
+    show_answer(
+        printer, reply, display, app.terminal, chat=True, offered=offered, blank_lines=not offered
+    )
 
 
 def _read_json_list(source: IO[bytes], what: str) -> list[Any]:

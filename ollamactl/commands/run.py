@@ -8,25 +8,23 @@ stderr. On an embedding model it prints the embedding.
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ollamactl.answer import DisplayOptions, Reply, StreamPrinter, finish_answer
+from ollamactl.answer import DisplayOptions, Reply, StreamPrinter
 from ollamactl.app import App, echo_json, pass_app
 from ollamactl.completion import complete_models
 from ollamactl.conversations import Conversation
 from ollamactl.errors import APIError, UsageError
 from ollamactl.generation import (
     apply_profile_defaults,
-    check_can_generate,
     default_model,
-    display_from,
     embeddings_of,
-    read_images,
+    flags_of_generation,
     read_prompt,
-    request_from,
+    ready_to_generate,
+    show_answer,
     show_or_pull,
     take_prompt_media,
 )
@@ -35,8 +33,6 @@ from ollamactl.params import RequestOptions
 from ollamactl.session import (
     Session,
     capabilities,
-    check_takes_images,
-    fit_think,
     request_arguments,
 )
 
@@ -82,10 +78,13 @@ def run(
       ollamactl run gemma3 "What is in this picture?" -i photo.jpg
       ollamactl run llama3.2 "" --keepalive -1
     """
-    request = request_from(**request_flags)
-    attached = read_images(images)
-    display = display_from(
-        hidethinking=hidethinking, nowordwrap=nowordwrap, verbose=verbose, as_json=as_json
+    request, attached, display = flags_of_generation(
+        images,
+        hidethinking=hidethinking,
+        nowordwrap=nowordwrap,
+        verbose=verbose,
+        as_json=as_json,
+        **request_flags,
     )
     model = default_model(app, model)
     apply_profile_defaults(app, request)
@@ -94,10 +93,7 @@ def run(
     if "embedding" in capabilities(info):
         _embed_prompt(app, model, text, request, display, truncate, dimensions)
         return
-    check_can_generate(info)
-    if attached:
-        check_takes_images(model, info)
-    request.think = fit_think(app.client, request.think, partial(click.echo, err=True))
+    ready_to_generate(app, model, info, request, attached)
     if interactive:
         from ollamactl.repl import Repl
 
@@ -130,11 +126,9 @@ def _generate_once(
     printer = StreamPrinter(display, app.terminal, quiet=display.as_json)
     reply = Reply() if display.as_json else Reply.display_only()
     printer.stream(events, reply, chat=False)
-    if display.as_json:
-        echo_json(reply.response_object(chat=False))
-    else:
-        printer.tool_calls(reply, offered=False)
-    finish_answer(reply, display, app.terminal, blank_lines=bool(text))
+    show_answer(
+        printer, reply, display, app.terminal, chat=False, offered=False, blank_lines=bool(text)
+    )
 
 
 def _embed_prompt(
