@@ -17,15 +17,9 @@ import click
 
 from ollamactl import render
 from ollamactl.app import App, pass_app, warn
-from ollamactl.batch import (
-    AppendFile,
-    Batch,
-    Listener,
-    Server,
-    Stats,
-    answered_ids,
-    count_prompts,
-)
+from ollamactl.batch import Batch, Listener, Server, Stats
+from ollamactl.batch_input import count_prompts
+from ollamactl.batch_output import AppendFile, answered_ids
 from ollamactl.completion import complete_models
 from ollamactl.errors import (
     CommandFailed,
