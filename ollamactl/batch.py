@@ -51,7 +51,7 @@ from ollamactl.errors import (
     TLSFailed,
     UsageError,
 )
-from ollamactl.params import RequestOptions, parse_keep_alive
+from ollamactl.params import RequestOptions, profile_request
 
 if TYPE_CHECKING:
     from ollamactl.client import Client
@@ -570,15 +570,9 @@ class Batch:
 
 def _server(spec: Server) -> _Server:
     """A server's run state, with its profile's default options and keep_alive."""
-    defaults = spec.settings.defaults
-    options = defaults.get("options")
-    keep_alive = defaults.get("keep_alive")
-    return _Server(
-        spec,
-        ServerStats(spec.name, spec.settings.base_url),
-        dict(options) if isinstance(options, dict) else {},
-        None if keep_alive is None else parse_keep_alive(str(keep_alive)),
-    )
+    profile = profile_request(spec.settings.defaults)
+    stats = ServerStats(spec.name, spec.settings.base_url)
+    return _Server(spec, stats, profile.options, profile.keep_alive)
 
 
 @dataclass

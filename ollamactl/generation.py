@@ -21,6 +21,7 @@ from ollamactl.params import (
     parse_keep_alive,
     parse_options,
     parse_think,
+    profile_request,
     read_media,
 )
 from ollamactl.session import capabilities, check_takes_images, fit_think, is_multimodal
@@ -83,11 +84,10 @@ def read_images(paths: tuple[str, ...]) -> list[str]:
 
 def apply_profile_defaults(app: App, request: RequestOptions) -> None:
     """A profile's ``options`` (under the -p flags) and ``keep_alive`` (unless --keepalive)."""
-    defaults = app.settings.defaults
-    if isinstance(defaults.get("options"), dict):
-        request.options = {**defaults["options"], **request.options}
-    if request.keep_alive is None and defaults.get("keep_alive") is not None:
-        request.keep_alive = parse_keep_alive(str(defaults["keep_alive"]))
+    profile = profile_request(app.settings.defaults)
+    request.options = {**profile.options, **request.options}
+    if request.keep_alive is None:
+        request.keep_alive = profile.keep_alive
 
 
 def default_model(app: App, model: str | None) -> str:

@@ -12,7 +12,7 @@ import base64
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -74,6 +74,15 @@ class RequestOptions:
             "think": self.think,
             "stream": self.stream,
         }
+
+
+def profile_request(defaults: Mapping[str, Any]) -> RequestOptions:
+    """A profile's ``options`` and ``keep_alive``: what it adds to each of its requests."""
+    options, keep_alive = defaults.get("options"), defaults.get("keep_alive")
+    return RequestOptions(
+        options=dict(options) if isinstance(options, dict) else {},
+        keep_alive=None if keep_alive is None else parse_keep_alive(str(keep_alive)),
+    )
 
 
 def format_param(key: str, values: list[str]) -> Any:
