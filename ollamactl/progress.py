@@ -20,7 +20,7 @@ from typing import IO, Any
 from ollamactl.answer import SPINNER_FRAMES, char_width
 from ollamactl.errors import UsageError
 from ollamactl.render import human_bytes
-from ollamactl.terminal import Terminal
+from ollamactl.terminal import Terminal, sanitise
 
 MODES = ("auto", "tty", "plain", "json", "none")
 KINDS = ("pull", "push", "create")
@@ -128,6 +128,7 @@ class Progress:
 
     def event(self, event: Mapping[str, Any]) -> None:
         """Show one server event: a bar for events with a digest, else a status line."""
+        event = {key: sanitise(v) if isinstance(v, str) else v for key, v in event.items()}
         digest = event.get("digest")
         if digest:
             completed = _int(event.get("completed"))

@@ -227,6 +227,15 @@ def test_the_answer_is_sanitised_on_a_terminal_and_exact_in_a_pipe(tty: bool) ->
     assert ("\x1b]52" in err.getvalue()) is not tty  # thinking too (its colour is ours)
 
 
+def test_escapes_in_a_progress_status_are_not_written(proxy: FaultProxy) -> None:
+    events = [{"status": f"pulling manifest {ESCAPES}"}, {"status": "success"}]
+    body = "".join(json.dumps(event) + "\n" for event in events)
+    proxy.add_fault("/api/pull", status=200, body=body, content_type="application/x-ndjson")
+    outcome = run_ollamactl("--host", proxy.url, "pull", "fresh", "--progress", "plain")
+    assert outcome.code == 0, str(outcome)
+    assert "pulling manifest x^[]52" in outcome.stderr and "\x1b" not in outcome.stderr
+
+
 def test_a_table_shows_control_characters_of_a_server_name() -> None:
     assert "\x1b" not in table([[ESCAPES, "1 GB"]], header=["NAME", "SIZE"])
 
