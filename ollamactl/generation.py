@@ -61,8 +61,8 @@ def display_from(
 
 
 def flags_of_generation(
-    images: tuple[str, ...],
     *,
+    images: tuple[str, ...],
     hidethinking: bool,
     nowordwrap: bool,
     verbose: bool,

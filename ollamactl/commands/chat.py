@@ -140,23 +140,11 @@ def chat_session(
     resume: str | None,
     messages_file: IO[bytes] | None,
     tools_file: IO[bytes] | None,
-    images: tuple[str, ...],
     insecure: bool,
-    hidethinking: bool,
-    nowordwrap: bool,
-    verbose: bool,
-    as_json: bool,
-    **request_flags: Any,
+    **generation_flags: Any,
 ) -> None:
     """One chat turn, or the REPL; saves the conversation (its help is CHAT_HELP)."""
-    request, attached, display = flags_of_generation(
-        images,
-        hidethinking=hidethinking,
-        nowordwrap=nowordwrap,
-        verbose=verbose,
-        as_json=as_json,
-        **request_flags,
-    )
+    request, attached, display = flags_of_generation(**generation_flags)
     if continue_last and resume:
         raise UsageError("use either --continue or --resume ID, not both")
     store = ConversationStore()

@@ -50,15 +50,10 @@ def run(
     app: App,
     model: str | None,
     prompt: tuple[str, ...],
-    images: tuple[str, ...],
     insecure: bool,
     truncate: bool | None,
     dimensions: int | None,
-    hidethinking: bool,
-    nowordwrap: bool,
-    verbose: bool,
-    as_json: bool,
-    **request_flags: Any,
+    **generation_flags: Any,
 ) -> None:
     """Run a model: answer PROMPT, or chat in a REPL on a terminal.
 
@@ -78,14 +73,7 @@ def run(
       ollamactl run gemma3 "What is in this picture?" -i photo.jpg
       ollamactl run llama3.2 "" --keepalive -1
     """
-    request, attached, display = flags_of_generation(
-        images,
-        hidethinking=hidethinking,
-        nowordwrap=nowordwrap,
-        verbose=verbose,
-        as_json=as_json,
-        **request_flags,
-    )
+    request, attached, display = flags_of_generation(**generation_flags)
     model = default_model(app, model)
     apply_profile_defaults(app, request)
     text, _, interactive = read_prompt(prompt, app.terminal)
