@@ -131,12 +131,13 @@ def argument_notes(argument: click.Argument) -> str:
 
 
 def option_label(option: click.Option) -> str:
-    """``-o, --option KEY=VALUE`` or ``--flag / --no-flag``: the option as typed."""
+    """``-p, --parameter KEY=VALUE`` or ``--flag / --no-flag``: the option as typed."""
 
     def prefixed(names: list[str]) -> str:  # short names first, as click lists them
         return ", ".join(sorted(names, key=lambda name: len(name) - len(name.lstrip("-"))))
 
-    label = prefixed(option.opts)
+    hidden = getattr(option, "aliases", ())  # options.AliasOption: old spellings, not shown
+    label = prefixed([name for name in option.opts if name not in hidden])
     if option.secondary_opts:
         label += " / " + prefixed(option.secondary_opts)
     metavar = value_metavar(option)
