@@ -24,7 +24,7 @@ import certifi
 import pytest
 import responses
 
-from ollamactl import client as client_module
+from ollamactl import bodies, transport
 from ollamactl.client import Client
 from ollamactl.config import Flags, resolve
 from ollamactl.errors import APIError, BadResponse
@@ -57,7 +57,7 @@ def mocked() -> Iterator[responses.RequestsMock]:
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The client's waits between tries, recorded instead of slept."""
     slept: list[float] = []
-    monkeypatch.setattr(client_module.time, "sleep", slept.append)
+    monkeypatch.setattr(transport.time, "sleep", slept.append)
     return slept
 
 
@@ -260,7 +260,7 @@ def test_an_answer_larger_than_the_cap_is_refused(
     mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch, status: int
 ) -> None:
     """Error bodies too: the cap counts the bytes once decompressed."""
-    monkeypatch.setattr(client_module, "MAX_BODY_BYTES", 4096)
+    monkeypatch.setattr(bodies, "MAX_BODY_BYTES", 4096)
     body = gzip.compress(b'{"error":"' + b"x" * 10_000 + b'"}')
     mocked.post(f"{BASE}/api/show", status=status, body=body, headers={"Content-Encoding": "gzip"})
     with pytest.raises(BadResponse, match="larger than"):
