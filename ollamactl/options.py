@@ -94,7 +94,9 @@ class InputFile(click.ParamType):
         from ollamactl.paths import open_input
 
         if value == "-":
-            binary = click.get_binary_stream("stdin")
+            from ollamactl.terminal import binary_stream
+
+            binary = binary_stream("stdin")
         else:
             binary = open_input(value, self.what)
             if ctx is not None:

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ollamactl.errors import UsageError
 
@@ -85,6 +85,13 @@ class OutputClosed(Terminated):
 
     def __init__(self) -> None:
         super().__init__(BROKEN_PIPE_EXIT - 128)
+
+
+def binary_stream(name: str) -> BinaryIO:
+    """The bytes beneath ``sys.stdin``, ``stdout`` or ``stderr`` (click 8.5 deprecates its own)."""
+    stream = getattr(sys, name)
+    binary: BinaryIO = getattr(stream, "buffer", stream)
+    return binary
 
 
 def _isatty(stream: Any) -> bool:

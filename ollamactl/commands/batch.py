@@ -33,6 +33,7 @@ from ollamactl.generation import request_from
 from ollamactl.options import GenerationCommand, shared_request_options, spread_options
 from ollamactl.paths import open_input
 from ollamactl.progress import resolve_mode
+from ollamactl.terminal import binary_stream
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -216,7 +217,7 @@ def _servers(app: App, profiles: str | None, all_profiles: bool) -> list[Server]
 
 def _open_input(file: str) -> IO[bytes]:
     if file == "-":
-        return click.get_binary_stream("stdin")
+        return binary_stream("stdin")
     return open_input(file, "the prompts file")  # a device (/dev/zero) is refused
 
 
@@ -232,7 +233,7 @@ def _open_output(
 ) -> tuple[Callable[[bytes], None], Callable[[], None]]:
     """A function writing one line (an os.write on an O_APPEND file, or stdout and a flush)."""
     if output is None:
-        stdout = click.get_binary_stream("stdout")
+        stdout = binary_stream("stdout")
 
         def write(line: bytes) -> None:
             stdout.write(line)
