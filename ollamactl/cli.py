@@ -89,7 +89,7 @@ COMMANDS: dict[str, Entry] = {
         "ollamactl.commands.models:list_models", "List the models on the server (alias: ls)."
     ),
     "ls": Entry(
-        "ollamactl.commands.models:list_models", "Alias of list: the models on the server."
+        "ollamactl.commands.models:list_models", "List the models on the server (alias: ls)."
     ),
     "ps": Entry("ollamactl.commands.models:ps", "List the models loaded in memory."),
     "show": Entry("ollamactl.commands.models:show", "Show information about a model."),
