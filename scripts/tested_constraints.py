@@ -37,9 +37,14 @@ def merged(freezes: dict[str, dict[str, str]]) -> list[str]:
         if len(set(by_python.values())) == 1 and len(by_python) == len(freezes):
             lines.append(f"{name}=={next(iter(by_python.values()))}")
             continue
-        for python in sorted(by_python, key=lambda v: tuple(map(int, v.split(".")))):
+        for python in sorted(by_python, key=_version):
             lines.append(f'{name}=={by_python[python]}; python_version == "{python}"')
     return lines
+
+
+def _version(python: str) -> tuple[int, ...]:
+    """``3.13`` as ``(3, 13)``, so that 3.9 sorts before 3.13."""
+    return tuple(map(int, python.split(".")))
 
 
 def main(arguments: list[str]) -> None:
@@ -49,7 +54,7 @@ def main(arguments: list[str]) -> None:
     freezes = {python: read_freeze(path) for python, path in (a.split("=", 1) for a in arguments)}
     print("# The versions the last green .ci/run installed (newest releases), per Python.")
     print("# Regenerated with scripts/tested_constraints.py; see CONTRIBUTING.md.")
-    print(f"# Pythons: {', '.join(freezes)}")
+    print(f"# Pythons: {', '.join(sorted(freezes, key=_version))}")
     print("\n".join(merged(freezes)))
 
 
