@@ -118,6 +118,8 @@ class Stats:
     elapsed: float = 0.0
     #: Why the run ended early: "interrupted", "no server left", or "" (it did not).
     stopped: str = ""
+    #: What interrupted it (Ctrl-C, a signal, or the reader of stdout going away).
+    interruption: KeyboardInterrupt | None = None
     #: Items admitted and neither answered nor failed when the run stopped.
     unsent: int = 0
     #: The server whose error left no server to answer (when ``stopped`` says so).
@@ -341,7 +343,7 @@ class Batch:
     def run(self, source: BinaryIO) -> Stats:
         """Send every prompt of ``source``; return the counts (``stopped`` says if it ended early).
 
-        Raises what ``write`` raises (e.g. BrokenPipeError), after stopping the threads.
+        Raises what ``write`` raises, after stopping the threads.
         """
         self.stats.started = time.monotonic()
         self._start(self._read, source)
@@ -349,8 +351,9 @@ class Batch:
             self._start(self._serve, server)
         try:
             self._collect()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             self.stats.stopped = "interrupted"
+            self.stats.interruption = e
             self._drain()
         finally:
             self._stopping.set()

@@ -117,6 +117,22 @@ def test_a_reader_that_stops_early_ends_the_answer_quietly(server: OllamaTestSer
     assert outcome.stderr == "", str(outcome)
 
 
+def test_a_reader_that_stops_early_ends_a_batch_quietly(
+    server: OllamaTestServer, tmp_path: Path
+) -> None:
+    """``ollamactl batch ... | head -n 1``: no "interrupted" report, SIGPIPE's exit code."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"prompt {n}\n" for n in range(2000)))
+    process = start_ollamactl("--host", server.url, "batch", "tiny", str(prompts), "-q")
+    assert process.stdout is not None
+    first = read_until(process.stdout, b"\n")
+    process.stdout.close()  # like head after one line
+    outcome = wait_bounded(process, ("batch", "tiny"))
+    assert first.startswith(b'{"id":')
+    assert outcome.code in {128 + signal.SIGPIPE, -signal.SIGPIPE}, str(outcome)
+    assert outcome.stderr == "", str(outcome)
+
+
 # -- files that are not files -----------------------------------------------------------------
 
 

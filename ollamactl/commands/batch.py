@@ -6,7 +6,6 @@ servers, opens the input and the output, and shows progress and the summary on s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -33,7 +32,7 @@ from ollamactl.generation import request_from
 from ollamactl.options import GenerationCommand, shared_request_options, spread_options
 from ollamactl.paths import open_input
 from ollamactl.progress import resolve_mode
-from ollamactl.terminal import binary_stream
+from ollamactl.terminal import OutputClosed, binary_stream
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -165,8 +164,6 @@ def batch(
     )
     try:
         stats = engine.run(source)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
     except OSError as e:
         raise UsageError(f"cannot write to {output or 'stdout'}: {e.strerror or e}") from None
     finally:
@@ -245,13 +242,6 @@ def _open_output(
     except OSError as e:
         raise UsageError(f"cannot write to {output}: {e.strerror}") from None
     return target.write, target.close
-
-
-def _quiet_broken_pipe() -> None:
-    """The reader of stdout went away (`| head`): stop without a word, exit 1."""
-    with contextlib.suppress(OSError, ValueError):  # ValueError: no real stdout (tests)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    raise click.exceptions.Exit(1)
 
 
 # -- progress and summary -------------------------------------------------------------------
@@ -354,6 +344,8 @@ def _report(
         click.echo(render.table(rows, [*header, "PROMPTS/S", "TOKENS/S"]), err=True, nl=False)
     code = stats.exit_code()
     if stats.stopped == "interrupted":
+        if isinstance(stats.interruption, OutputClosed):
+            raise stats.interruption  # the reader of stdout went away: end quietly, as all do
         where = f" to {output}" if output else ""
         rest = "; run it again with --resume to send the rest" if output else ""
         click.echo(f"interrupted: {stats.answered} answers written{where}{rest}", err=True)
