@@ -73,6 +73,13 @@ def server() -> Iterator[OllamaTestServer]:
 
 
 @pytest.fixture
+def bare() -> Iterator[OllamaTestServer]:
+    """A local Ollama-compatible server without the seeded models."""
+    with OllamaTestServer() as srv:
+        yield srv
+
+
+@pytest.fixture
 def gateway_server() -> Iterator[OllamaTestServer]:
     """The same server behind a path prefix that requires a bearer token."""
     with seed(OllamaTestServer(prefix="/ollama-api", token="canary-token-123")) as srv:

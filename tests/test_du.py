@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
-import pytest
 
 from tests.fake_ollama import OllamaTestServer
 from tests.helpers import on
@@ -16,12 +13,6 @@ def loaded(server: OllamaTestServer, name: str, *, on_gpu: bool = False) -> None
     assert on(server, "run", name, "--keepalive", "5m", "hi").exit_code == 0
     if on_gpu:
         server.running[name]["size_vram"] = server.running[name]["size"]
-
-
-@pytest.fixture
-def bare() -> Iterator[OllamaTestServer]:
-    with OllamaTestServer() as server:
-        yield server
 
 
 def test_models_largest_first_with_a_total(server: OllamaTestServer) -> None:

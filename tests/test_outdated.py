@@ -25,13 +25,6 @@ def registry() -> Iterator[FakeRegistry]:
         yield fake
 
 
-@pytest.fixture
-def bare() -> Iterator[OllamaTestServer]:
-    """A fake Ollama without the seeded models (which would send `outdated` to ollama.com)."""
-    with OllamaTestServer() as server:
-        yield server
-
-
 def add_model(server: OllamaTestServer, name: str, manifest_bytes: bytes) -> str:
     """Put a model on the server whose manifest file has these bytes; returns its name."""
     server.add_model(name)["digest"] = sha256(manifest_bytes)

@@ -18,13 +18,6 @@ def registry() -> Iterator[FakeRegistry]:
         yield fake
 
 
-@pytest.fixture
-def bare() -> Iterator[OllamaTestServer]:
-    """A fake Ollama without the seeded models (which would send the check to ollama.com)."""
-    with OllamaTestServer() as server:
-        yield server
-
-
 def on_server(server: OllamaTestServer, name: str, manifest_bytes: bytes) -> str:
     """A model on the server whose manifest file has these bytes; pullable again; its name."""
     server.add_model(name)["digest"] = sha256(manifest_bytes)
