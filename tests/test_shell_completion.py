@@ -86,6 +86,31 @@ def shell_env(server: OllamaTestServer, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def run_bash_completion(
+    shell_env: dict[str, str], line: str, words: list[str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Call the committed bash function as readline would for ``line`` (split into ``words``)
+    and print COMPREPLY, one candidate a line (compopt works only inside readline: a no-op)."""
+    script = f"""
+        source {shlex.quote(str(BASH_SCRIPT))}
+        compopt() {{ :; }}
+        COMP_LINE={shlex.quote(line)}
+        COMP_POINT=${{#COMP_LINE}}
+        COMP_WORDS=({" ".join(map(shlex.quote, words))})
+        COMP_CWORD={len(words) - 1}
+        _ollamactl_completion ollamactl
+        printf '%s\\n' "${{COMPREPLY[@]}}"
+    """
+    return subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        env=shell_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+    )
+
+
 @pytest.mark.parametrize(
     ("line", "words", "expected"),
     [
@@ -100,22 +125,7 @@ def shell_env(server: OllamaTestServer, tmp_path: Path) -> dict[str, str]:
 def test_bash_completion_function(
     shell_env: dict[str, str], line: str, words: list[str], expected: list[str]
 ) -> None:
-    script = f"""
-        source {shlex.quote(str(BASH_SCRIPT))}
-        COMP_LINE={shlex.quote(line)}
-        COMP_POINT=${{#COMP_LINE}}
-        COMP_WORDS=({" ".join(map(shlex.quote, words))})
-        COMP_CWORD={len(words) - 1}
-        _ollamactl_completion ollamactl
-        printf '%s\\n' "${{COMPREPLY[@]}}"
-    """
-    done = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", script],
-        env=shell_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_bash_completion(shell_env, line, words)
     assert done.stderr == ""
     assert sorted(done.stdout.split()) == sorted(expected)
 
@@ -286,24 +296,8 @@ def test_file_names_schemas_and_conversations_complete_in_each_shell(
 
 def test_bash_keeps_the_at_of_a_schema_file(shell_env: dict[str, str], work_folder: Path) -> None:
     """``@`` breaks words in bash but stays in the word readline replaces (a special prefix)."""
-    script = f"""
-        source {shlex.quote(str(BASH_SCRIPT))}
-        compopt() {{ :; }}  # the real one works only while readline completes
-        COMP_LINE='ollamactl run tiny --format @sch'
-        COMP_POINT=${{#COMP_LINE}}
-        COMP_WORDS=(ollamactl run tiny --format @ sch)
-        COMP_CWORD=5
-        _ollamactl_completion ollamactl
-        printf '%s\\n' "${{COMPREPLY[@]}}"
-    """
-    done = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", script],
-        env=shell_env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=work_folder,
-    )
+    words = ["ollamactl", "run", "tiny", "--format", "@", "sch"]
+    done = run_bash_completion(shell_env, "ollamactl run tiny --format @sch", words, work_folder)
     assert (done.stdout, done.stderr) == ("@schemas/\n", "")
 
 
